@@ -1,0 +1,117 @@
+"""Child processes that must never outlive driftgate: start, watch, stop.
+
+Every child runs in a session of its own, so that stopping it also stops anything it
+started (uvicorn workers, Locust workers). ``stop`` sends SIGTERM to the whole group, waits,
+then SIGKILLs what is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+STOP_GRACE_S = 10.0
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago.
+
+    Another process can take it before the caller binds it; callers that start a server
+    on it report a clear "port in use" error rather than retrying blindly.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+class ChildProcess:
+    """One child process with its output in a log file, stopped with its whole group."""
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.log_path = log_path
+        self._env = dict(env) if env is not None else None
+        self._cwd = cwd
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log_file:
+            self._process = subprocess.Popen(
+                self.command,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._env,
+                cwd=self._cwd,
+                start_new_session=True,
+            )
+        logger.info("started name=%s pid=%s log=%s", self.name, self._process.pid, self.log_path)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def exit_code(self) -> int | None:
+        """None while running (or never started); the exit code once it has ended."""
+        return self._process.poll() if self._process else None
+
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of the child's log, for an error message."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM the process group, wait up to ``grace_s``, then SIGKILL it."""
+        if self._process is None:
+            return
+
+        group_id = self._process.pid
+        _signal_group(group_id, signal.SIGTERM)
+        try:
+            self._process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            logger.warning("name=%s did not stop in %.0fs; killing it", self.name, grace_s)
+            _signal_group(group_id, signal.SIGKILL)
+            self._process.wait(timeout=grace_s)
+
+        # Children the leader left behind (e.g. workers) share its group; kill stragglers.
+        _signal_group(group_id, signal.SIGKILL)
+        logger.info("stopped name=%s exit_code=%s", self.name, self._process.returncode)
+
+
+def _signal_group(group_id: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group_id, signum)
