@@ -1,0 +1,201 @@
+"""The run report's figures: one PNG per question a reader asks of a run.
+
+Every figure shares the time axis (seconds since the run started), shades the load phases,
+and marks where drift was injected, so that a reader sees at a glance what happened when.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display here; and the report must not depend on one
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.axes import Axes
+
+from driftgate.manifest import RunManifest
+from driftgate.timeseries import SeriesTable
+
+PHASE_COLOURS = ("#f2f2f2", "#e3ecf7")
+DRIFT_COLOUR = "#fbe3d6"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A horizontal line on a figure: an objective's threshold."""
+
+    label: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Detection:
+    """When drift was injected and when the monitoring noticed (None: it never did)."""
+
+    injected_at_s: float
+    detected_after_s: float | None
+
+
+@dataclass(frozen=True)
+class Figure:
+    title: str
+    png: bytes
+
+
+def _is_drift(traffic: dict[str, object]) -> bool:
+    return traffic.get("kind", "normal") != "normal"
+
+
+def _shade_phases(axes: Axes, manifest: RunManifest, origin_s: float) -> None:
+    for index, phase in enumerate(manifest.phases):
+        colour = DRIFT_COLOUR if _is_drift(phase.traffic) else PHASE_COLOURS[index % 2]
+        axes.axvspan(phase.start_s - origin_s, phase.end_s - origin_s, color=colour, zorder=0)
+        axes.text(
+            phase.start_s - origin_s,
+            1.0,
+            f" {phase.name}",
+            transform=axes.get_xaxis_transform(),
+            va="top",
+            fontsize=8,
+            color="#555555",
+        )
+
+
+def _plot_table(axes: Axes, table: SeriesTable, origin_s: float, scale: float = 1.0) -> None:
+    frame = table.frame
+    if frame.empty:
+        axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", color="#aa0000")
+        return
+    for column in frame.columns:
+        axes.plot(frame.index - origin_s, frame[column] * scale, label=str(column), linewidth=1.4)
+
+
+def _finish(figure: plt.Figure, axes_list: Sequence[Axes]) -> bytes:
+    for axes in axes_list:
+        axes.grid(True, alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=8, loc="upper left")
+    axes_list[-1].set_xlabel("seconds since the run started")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _by_name(tables: Sequence[SeriesTable]) -> dict[str, SeriesTable]:
+    return {table.name: table for table in tables}
+
+
+def latency_figure(
+    tables: Sequence[SeriesTable], manifest: RunManifest, thresholds: Sequence[Threshold]
+) -> Figure:
+    """p50/p95/p99 inference latency per model version, objectives drawn as dashed lines."""
+    series = _by_name(tables)
+    figure, axes_list = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
+    for axes, quantile in zip(axes_list, ("p50", "p95", "p99"), strict=True):
+        _shade_phases(axes, manifest, manifest.started_s)
+        _plot_table(axes, series[f"latency_{quantile}_s"], manifest.started_s, scale=1000)
+        axes.set_ylabel(f"{quantile} (ms)")
+        for threshold in thresholds:
+            if quantile in threshold.label:
+                axes.axhline(threshold.value * 1000, color="#cc0000", linestyle="--", linewidth=1)
+                axes.text(0, threshold.value * 1000, f" {threshold.label}", color="#cc0000",
+                          fontsize=8, va="bottom", transform=axes.get_yaxis_transform())
+    axes_list[0].set_title("Inference latency per model version (server side)")
+    return Figure("Latency", _finish(figure, list(axes_list)))
+
+
+def traffic_figure(tables: Sequence[SeriesTable], manifest: RunManifest) -> Figure:
+    """Predictions per second per version, and the /predict error ratio."""
+    series = _by_name(tables)
+    figure, (rate_axes, error_axes) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    for axes in (rate_axes, error_axes):
+        _shade_phases(axes, manifest, manifest.started_s)
+    _plot_table(rate_axes, series["predictions_per_s"], manifest.started_s)
+    _plot_table(error_axes, series["error_ratio"], manifest.started_s, scale=100)
+    rate_axes.set_ylabel("predictions/s")
+    error_axes.set_ylabel("errors (%)")
+    rate_axes.set_title("Throughput and errors")
+    return Figure("Throughput and errors", _finish(figure, [rate_axes, error_axes]))
+
+
+def drift_figure(
+    tables: Sequence[SeriesTable], manifest: RunManifest, detection: Detection | None
+) -> Figure:
+    """Dataset drift share and per-feature scores, with injection and detection marked."""
+    series = _by_name(tables)
+    figure, (share_axes, score_axes) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for axes in (share_axes, score_axes):
+        _shade_phases(axes, manifest, manifest.started_s)
+    _plot_table(share_axes, series["dataset_drift_share"], manifest.started_s)
+    _plot_table(score_axes, series["feature_drift_score"], manifest.started_s)
+    share_axes.set_ylabel("share of features drifted")
+    share_axes.set_ylim(-0.05, 1.05)
+    score_axes.set_ylabel("drift score (higher: more drift)")
+    share_axes.set_title("Statistical health: drift")
+
+    if detection is not None:
+        _mark_detection(share_axes, detection, manifest.started_s)
+    return Figure("Drift", _finish(figure, [share_axes, score_axes]))
+
+
+def _mark_detection(axes: Axes, detection: Detection, origin_s: float) -> None:
+    injected_x = detection.injected_at_s - origin_s
+    axes.axvline(injected_x, color="#cc6600", linewidth=1.5, label="drift injected")
+    if detection.detected_after_s is None:
+        axes.text(injected_x, 0.5, "  not detected", color="#cc0000", fontsize=9)
+        return
+    detected_x = injected_x + detection.detected_after_s
+    axes.axvline(detected_x, color="#007700", linewidth=1.5, label="drift detected")
+    axes.annotate(
+        f"detected after {detection.detected_after_s:.1f} s",
+        xy=(detected_x, 0.9),
+        xytext=(injected_x, 0.9),
+        arrowprops={"arrowstyle": "->", "color": "#007700"},
+        fontsize=9,
+        color="#007700",
+        va="center",
+    )
+
+
+def model_figure(tables: Sequence[SeriesTable], manifest: RunManifest) -> Figure:
+    """Rolling accuracy (from feedback) and median confidence per model version."""
+    series = _by_name(tables)
+    figure, (accuracy_axes, confidence_axes) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    for axes in (accuracy_axes, confidence_axes):
+        _shade_phases(axes, manifest, manifest.started_s)
+    _plot_table(accuracy_axes, series["model_accuracy"], manifest.started_s)
+    _plot_table(confidence_axes, series["confidence_median"], manifest.started_s)
+    accuracy_axes.set_ylabel("accuracy")
+    confidence_axes.set_ylabel("median confidence")
+    accuracy_axes.set_title("Model health: champion against challenger")
+    return Figure("Model health", _finish(figure, [accuracy_axes, confidence_axes]))
+
+
+def champion_challenger_figure(tables: Sequence[SeriesTable]) -> Figure:
+    """Whole-run averages side by side per model version: p95 latency, accuracy, confidence."""
+    series = _by_name(tables)
+    panels = (
+        ("p95 latency (ms)", series["latency_p95_s"].frame * 1000),
+        ("accuracy", series["model_accuracy"].frame),
+        ("median confidence", series["confidence_median"].frame),
+    )
+    figure, axes_list = plt.subplots(1, 3, figsize=(10, 3))
+    for axes, (label, frame) in zip(axes_list, panels, strict=True):
+        means = frame.mean(numeric_only=True) if not frame.empty else pd.Series(dtype=float)
+        axes.bar([str(name) for name in means.index], means.to_numpy(), color="#4a7ab5")
+        axes.set_title(label, fontsize=10)
+        for x, value in enumerate(means.to_numpy()):
+            axes.text(x, value, f"{value:.3g}", ha="center", va="bottom", fontsize=8)
+    figure.suptitle("Champion against challenger (mean over the run)")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return Figure("Champion against challenger", buffer.getvalue())
