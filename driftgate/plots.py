@@ -79,7 +79,7 @@ def _finish(figure: plt.Figure, axes_list: Sequence[Axes]) -> bytes:
     for axes in axes_list:
         axes.grid(True, alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
-            axes.legend(fontsize=8, loc="upper left")
+            axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     axes_list[-1].set_xlabel("seconds since the run started")
     figure.tight_layout()
     buffer = io.BytesIO()
