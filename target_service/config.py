@@ -56,6 +56,19 @@ class DriftSettings(StrictModel):
         0.01, gt=0.0, lt=0.5, description="chance of any alarm over budget_horizon requests"
     )
     budget_horizon_requests: int = Field(10_000, ge=100)
+    cusum_k_sd: float = Field(
+        0.25, gt=0.0, le=2.0, description="CUSUM allowance in reference standard deviations"
+    )
+    sequential_budget_share: Share = Field(
+        0.5, description="share of false_alarm_budget given to the CUSUM; the rest to window tests"
+    )
+    psi_bins: int = Field(10, ge=2, le=100, description="reference-quantile bins of the PSI test")
+    window_looks_factor: float = Field(
+        2.0,
+        gt=0.0,
+        le=1000.0,
+        description="effective independent looks per window length (set by bench/drift_detection.py)",
+    )
 
 
 class ServiceSettings(BaseSettings):
