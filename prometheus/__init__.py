@@ -1,0 +1,1 @@
+"""Prometheus configuration, rules and rule tests of driftgate (see docs/dashboards.md)."""
