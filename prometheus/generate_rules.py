@@ -137,10 +137,12 @@ def recording_rules(window: str) -> list[dict[str, str]]:
             ),
         },
         {
+            # A status series exists only once seen; "or ... * 0" makes "no 5xx yet" a 0.
             "record": f"job:http_request_errors:ratio_rate_{window}",
             "expr": (
-                "sum by (job) "
+                "(sum by (job) "
                 f'(rate(http_request_duration_seconds_count{{status=~"5.."}}[{window}])) '
+                f"or sum by (job) (rate(http_request_duration_seconds_count[{window}])) * 0) "
                 f"/ sum by (job) (rate(http_request_duration_seconds_count[{window}]))"
             ),
         },
