@@ -9,6 +9,7 @@ line naming the field and value and exits with code 2.
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
 from target_service.app import SETTINGS_ENV, SHARED_DIR_ENV
@@ -91,6 +93,7 @@ def serve(settings: ServiceSettings, shared_dir: Path, log_level: str) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=log_level,
+        log_config=_log_config(log_level),
         access_log=False,
     )
     sock = config.bind_socket()
@@ -106,6 +109,17 @@ def serve(settings: ServiceSettings, shared_dir: Path, log_level: str) -> int:
     else:
         uvicorn.Server(config).run(sockets=[sock])
     return EXIT_OK
+
+
+def _log_config(log_level: str) -> dict[str, Any]:
+    # Uvicorn configures logging in every worker; add our loggers so workers' lines show too.
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["target_service"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    return config
 
 
 def _url_host(host: str) -> str:
