@@ -41,7 +41,9 @@ class FaultInjector:
         faults = self._faults.get(version)
         if faults is None:
             return
-        delay_s = faults.extra_latency_s + faults.jitter_s * self._rng.random()
+        delay_s = faults.extra_latency_s
+        if faults.jitter_s > 0:
+            delay_s += faults.jitter_s * self._rng.random()
         if delay_s > 0:
             await asyncio.sleep(delay_s)
 

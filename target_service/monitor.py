@@ -171,6 +171,11 @@ class MonitoringService:
         self._task: asyncio.Task[None] | None = None
 
     @property
+    def rows_recorded(self) -> int:
+        """Rows this process has queued for the drift window since it started."""
+        return 0 if self._rows_ring is None else self._rows_ring.count
+
+    @property
     def is_leader(self) -> bool:
         return self._lock_descriptor is not None
 
