@@ -87,9 +87,9 @@ class RowRing:
     def append(self, rows: np.ndarray) -> None:
         """Append rows of shape (n, width); only the last ``capacity`` of a huge batch stay."""
         count = int(self._header[COUNT_SLOT])
-        rows = rows[-self.capacity :]
-        slots = (count + np.arange(rows.shape[0])) % self.capacity
-        self._rows[slots] = rows
+        kept = rows[-self.capacity :]
+        first = count + rows.shape[0] - kept.shape[0]
+        self._rows[(first + np.arange(kept.shape[0])) % self.capacity] = kept
         self._header[COUNT_SLOT] = count + rows.shape[0]
 
     def read_since(self, cursor: int) -> tuple[np.ndarray, int]:
@@ -153,6 +153,7 @@ class MonitoringService:
         drift: DriftSettings,
         detector_factory: DetectorFactory | None,
         feedback_window: int,
+        process_tag: str | None = None,
     ) -> None:
         self.features = tuple(features)
         self.versions = tuple(versions)
@@ -169,6 +170,8 @@ class MonitoringService:
         self._cursors: dict[Path, int] = {}
         self._outcomes = {version: deque(maxlen=feedback_window) for version in self.versions}
         self._task: asyncio.Task[None] | None = None
+        # Names this process's rings; the pid unless a test runs several monitors in one process.
+        self._process_tag = process_tag
 
     @property
     def rows_recorded(self) -> int:
@@ -182,12 +185,12 @@ class MonitoringService:
     def open(self) -> None:
         """Create this process's rings (call in the worker process, after any fork)."""
         self._shared_dir.mkdir(parents=True, exist_ok=True)
-        pid = os.getpid()
+        tag = self._process_tag or str(os.getpid())
         capacity = max(MIN_RING_CAPACITY, 2 * self.drift.window_size)
         if self._detector_factory is not None:
-            path = self._shared_dir / f"{ROWS_PREFIX}{pid}{RING_SUFFIX}"
+            path = self._shared_dir / f"{ROWS_PREFIX}{tag}{RING_SUFFIX}"
             self._rows_ring = RowRing(path, len(self.features), capacity, create=True)
-        path = self._shared_dir / f"{FEEDBACK_PREFIX}{pid}{RING_SUFFIX}"
+        path = self._shared_dir / f"{FEEDBACK_PREFIX}{tag}{RING_SUFFIX}"
         self._feedback_ring = RowRing(path, 3, max(capacity, 2 * self.feedback_window), create=True)
 
     def record_rows(self, raw: np.ndarray) -> None:
