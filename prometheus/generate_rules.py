@@ -18,6 +18,7 @@ import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -270,7 +271,7 @@ def alerting_rules(profile: RuleProfile) -> list[dict[str, object]]:
     ]
 
 
-def rule_groups(profile: RuleProfile) -> dict[str, object]:
+def rule_groups(profile: RuleProfile) -> dict[str, list[dict[str, Any]]]:
     """The whole rule file of a profile, as the mapping Prometheus reads."""
     windows = sorted({DASHBOARD_WINDOW, profile.alert_window}, key=duration_s)
     recording = [rule for window in windows for rule in recording_rules(window)]

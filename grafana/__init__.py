@@ -1,0 +1,1 @@
+"""Grafana provisioning and dashboards of driftgate (see docs/dashboards.md)."""
