@@ -466,7 +466,9 @@ class Scenario(StrictModel):
 
 def describe_error(error: ValidationError, source: str) -> str:
     """One line: the source, the field path (``load.phases[2].duration``), expected and got."""
-    first = error.errors()[0]
+    # A misspelt key is both "unknown" and "missing"; the unknown one explains the other.
+    problems = sorted(error.errors(), key=lambda detail: detail["type"] != "extra_forbidden")
+    first = problems[0]
     path = _field_path(first["loc"])
     message = _expected(first)
     value = first.get("input")
@@ -493,7 +495,7 @@ def _expected(detail: Any) -> str:
         bound = next(iter(context.values()))
         return f"expected a number {words.get(kind, '<')} {bound}"
     if kind == "missing":
-        return "a required field is missing"
+        return "this field is required"
     return str(detail["msg"]).removeprefix("Value error, ")
 
 
