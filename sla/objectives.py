@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -125,6 +125,13 @@ def parse_timestamp_s(value: Any) -> float:
     return moment.timestamp()
 
 
+def format_utc(epoch_s: float) -> str:
+    """``2026-12-04T15:00:00Z`` (milliseconds shown only when not whole seconds)."""
+    moment = datetime.fromtimestamp(epoch_s, tz=UTC)
+    pattern = "%Y-%m-%dT%H:%M:%SZ" if epoch_s == int(epoch_s) else "%Y-%m-%dT%H:%M:%S.%fZ"
+    return moment.strftime(pattern)
+
+
 DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
 Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 Quantile = Annotated[float, BeforeValidator(parse_quantile)]
@@ -196,8 +203,9 @@ class WindowSpec(StrictModel):
         if self.phase is not None:
             return f"phase {self.phase}"
         if self.duration_s is not None:
-            return f"last {self.duration_s:g}s" + (f" until {self.end:.3f}" if self.end else "")
-        return f"{self.start:.3f}..{self.end:.3f}"
+            until = f" until {format_utc(self.end)}" if self.end is not None else ""
+            return f"last {self.duration_s:g}s{until}"
+        return f"{format_utc(self.start or 0.0)} to {format_utc(self.end or 0.0)}"
 
 
 class _Bounds(StrictModel):

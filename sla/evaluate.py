@@ -1,0 +1,777 @@
+"""Measuring objectives against Prometheus and turning the measurements into verdicts.
+
+Every objective is measured over its window, evaluated at the window end. Before a value is
+trusted the window's scrapes are checked: ``up`` of ``scrape_job`` present, never 0, and at
+least ``min_scrape_coverage`` of the expected scrapes. A measurement that cannot be trusted
+(no series, NaN or infinity, a quantile in the +Inf bucket, fewer observations than
+``min_requests``, a scrape gap, Prometheus unreachable) is inconclusive, never a pass.
+
+How far a latency quantile can be off: Prometheus interpolates linearly inside the bucket
+the quantile falls in, so the figure can be off by up to that bucket's width (the service's
+buckets grow by at most 1.2x per step, so at most 20 %; with smooth distributions far less).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sla.errors import PrometheusAccessError
+from sla.objectives import (
+    DEFAULT_ROUTE,
+    WORSE_DIRECTION,
+    AccuracyMeasure,
+    AlertObjective,
+    BaselineObjective,
+    CheckDefaults,
+    ComparisonObjective,
+    ConfidenceMeasure,
+    DriftDetectedObjective,
+    DriftSignal,
+    ErrorRatioMeasure,
+    LatencyMeasure,
+    NoFalseAlarmObjective,
+    PromqlMeasure,
+    ThroughputMeasure,
+)
+from sla.prometheus import PrometheusClient, Sample, Series, step_for_range_s
+from sla.queries import (
+    alert_fired_in_window,
+    bucket_increases,
+    counter_increase,
+    counter_rate,
+    firing_alert,
+    gauge_last,
+    gauge_max,
+    gauge_now,
+    scrape_lowest_up,
+    scrape_raw,
+    scrape_samples,
+    server_error_increase,
+    substitute_window,
+    window_quantile,
+    worst_minute_quantile,
+)
+from sla.verdicts import ObjectiveResult, Verdict, WindowRecord, breach_verdict
+from sla.windows import TimeWindow, expected_scrapes
+
+logger = logging.getLogger(__name__)
+
+REQUEST_COUNTER = "http_request_duration_seconds_count"
+PREDICTION_COUNTER = "prediction_count_total"
+FEEDBACK_COUNTER = "feedback_count_total"
+FEEDBACK_CORRECT_COUNTER = "feedback_correct_total"
+ACCURACY_GAUGE = "model_accuracy"
+CONFIDENCE_HISTOGRAM = "prediction_confidence"
+# Longest stretch of raw `up` samples read to infer the scrape interval from their spacing.
+INTERVAL_PROBE_S = 600.0
+# When no scrape interval is known or inferable, range queries use this resolution.
+FALLBACK_RESOLUTION_S = 1.0
+
+Measurable = (
+    LatencyMeasure
+    | ErrorRatioMeasure
+    | ThroughputMeasure
+    | AccuracyMeasure
+    | ConfidenceMeasure
+    | PromqlMeasure
+)
+Details = dict[str, float | str | None]
+
+
+@dataclass(frozen=True)
+class ScrapeHealth:
+    """Whether a window's scrapes can be trusted, and the scrape interval seen in it."""
+
+    interval_s: float | None
+    problem: str | None
+    queries: tuple[str, ...] = ()
+
+
+@dataclass
+class Measurement:
+    """A measured value, or the reason there is none (``problem``)."""
+
+    value: float | None
+    problem: str | None = None
+    details: Details = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """A verdict with its value, bounds and reason, before it becomes an ObjectiveResult."""
+
+    verdict: Verdict
+    value: float | None
+    reason: str
+    unit: str = ""
+    threshold: str = ""
+    low: float | None = None
+    high: float | None = None
+    details: Details = field(default_factory=dict)
+
+
+class Evaluator:
+    """Measures objectives through one Prometheus client, recording every query it runs.
+
+    ``baseline_values`` maps objective names to their values in an earlier report (None when
+    no baseline report was given).
+    """
+
+    def __init__(
+        self,
+        client: PrometheusClient,
+        defaults: CheckDefaults,
+        baseline_values: dict[str, float | None] | None = None,
+    ) -> None:
+        self._client = client
+        self._defaults = defaults
+        self._baseline_values = baseline_values
+        self._health: dict[tuple[float, float], ScrapeHealth] = {}
+        self._queries: list[str] = []
+
+    # --- queries, recorded for the report ---
+
+    def _instant(self, query: str, at_s: float) -> list[Sample]:
+        self._queries.append(query)
+        return self._client.instant(query, at_s)
+
+    def _raw(self, query: str, at_s: float) -> list[Series]:
+        self._queries.append(query)
+        return self._client.instant_range_vector(query, at_s)
+
+    def _range(self, query: str, start_s: float, end_s: float, step_s: float) -> list[Series]:
+        self._queries.append(f"{query}  # range {start_s:.3f}..{end_s:.3f} step {step_s:g}s")
+        return self._client.range(query, start_s, end_s, step_s)
+
+    # --- scrape health ---
+
+    def scrape_health(self, window: TimeWindow) -> ScrapeHealth:
+        """Check the window's scrapes of ``scrape_job`` (cached per window).
+
+        Raises PrometheusAccessError when Prometheus cannot answer.
+        """
+        key = (window.start_s, window.end_s)
+        if key not in self._health:
+            saved, self._queries = self._queries, []
+            try:
+                found = self._measure_scrape_health(window)
+                self._health[key] = ScrapeHealth(
+                    found.interval_s, found.problem, tuple(self._queries)
+                )
+            finally:
+                self._queries = saved
+        return self._health[key]
+
+    def _measure_scrape_health(self, window: TimeWindow) -> ScrapeHealth:
+        job = self._defaults.scrape_job
+        interval_s = self._defaults.scrape_interval_s
+        if job is None:
+            return ScrapeHealth(interval_s, None)
+
+        missing = (
+            f'no up{{job="{job}"}} samples in {window.label}: the target was not scraped '
+            "then (or defaults.scrape_job names another job)"
+        )
+        if interval_s is None:
+            probe_s = min(window.duration_s, INTERVAL_PROBE_S)
+            interval_s = _median_spacing_s(self._raw(scrape_raw(job, probe_s), window.end_s))
+            if interval_s is None:
+                return ScrapeHealth(None, missing)
+
+        counts = self._instant(scrape_samples(job, window.duration_s), window.end_s)
+        lowest = self._instant(scrape_lowest_up(job, window.duration_s), window.end_s)
+        if not counts or not lowest:
+            return ScrapeHealth(interval_s, missing)
+        down = [sample for sample in lowest if sample.value < 1]
+        if down:
+            instance = down[0].labels.get("instance")
+            target = f"target {instance}" if instance else "a target"
+            problem = f"{target} of job {job} failed a scrape (up=0) in {window.label}"
+            return ScrapeHealth(interval_s, problem)
+
+        expected = expected_scrapes(window, interval_s)
+        fewest = int(min(sample.value for sample in counts))
+        coverage = self._defaults.min_scrape_coverage
+        if fewest < coverage * expected:
+            return ScrapeHealth(
+                interval_s,
+                f"scrape gap: {fewest} of {expected} expected scrapes of job {job} in "
+                f"{window.label} (every {interval_s:g}s), below {coverage:.0%}",
+            )
+        return ScrapeHealth(interval_s, None)
+
+    # --- objectives ---
+
+    def evaluate(
+        self,
+        objective: Any,
+        windows: Sequence[TimeWindow],
+        results: dict[str, ObjectiveResult],
+    ) -> ObjectiveResult:
+        """The result of one objective over its window(s); ``results`` holds earlier ones.
+
+        Drift and no-false-alarm objectives may span several windows (phases); every other
+        kind has exactly one. Baseline objectives read the result they refer to from
+        ``results``.
+        """
+        self._queries = []
+        try:
+            outcome = self._outcome(objective, windows, results)
+        except PrometheusAccessError as error:
+            outcome = Outcome(Verdict.INCONCLUSIVE, None, str(error))
+        logger.info("objective name=%s verdict=%s", objective.name, outcome.verdict)
+        return ObjectiveResult(
+            name=objective.name,
+            kind=objective.kind,
+            severity=objective.severity,
+            verdict=outcome.verdict,
+            value=outcome.value,
+            unit=outcome.unit,
+            threshold=outcome.threshold,
+            min=outcome.low,
+            max=outcome.high,
+            reason=outcome.reason,
+            queries=self._queries,
+            window=_record(windows[0]) if len(windows) == 1 else None,
+            details=outcome.details,
+        )
+
+    def _outcome(
+        self,
+        objective: Any,
+        windows: Sequence[TimeWindow],
+        results: dict[str, ObjectiveResult],
+    ) -> Outcome:
+        if isinstance(objective, BaselineObjective):
+            return self._baseline(objective, results)
+
+        for window in windows:
+            health = self.scrape_health(window)
+            self._queries.extend(health.queries)
+            if health.problem:
+                return Outcome(Verdict.INCONCLUSIVE, None, health.problem)
+
+        if isinstance(objective, DriftDetectedObjective):
+            return self._drift_detected(objective, windows[0])
+        if isinstance(objective, NoFalseAlarmObjective):
+            return self._no_false_alarm(objective, windows)
+        if isinstance(objective, AlertObjective):
+            return self._alert(objective, windows[0])
+        if isinstance(objective, ComparisonObjective):
+            return self._comparison(objective, windows[0])
+        return self._bounded(objective, windows[0])
+
+    def _bounded(self, objective: Any, window: TimeWindow) -> Outcome:
+        low, high = objective.min, objective.max
+        unit = unit_of(objective)
+        outcome = Outcome(
+            Verdict.INCONCLUSIVE, None, "", unit, _bounds_text(low, high, unit), low, high
+        )
+        measurement = self.measure(objective, window)
+        outcome.details = measurement.details
+        if measurement.problem is not None or measurement.value is None:
+            outcome.reason = measurement.problem or "no value"
+            return outcome
+
+        value = measurement.value
+        outcome.value = value
+        within = (low is None or value >= low) and (high is None or value <= high)
+        outcome.verdict = Verdict.PASS if within else breach_verdict(objective.severity)
+        relation = "within" if within else "outside"
+        outcome.reason = (
+            f"{describe_measure(objective)} = {format_value(value, unit)} over {window.label}, "
+            f"{relation} {outcome.threshold}"
+        )
+        return outcome
+
+    # --- measures ---
+
+    def measure_recorded(
+        self, measure: Measurable, window: TimeWindow
+    ) -> tuple[Measurement, list[str]]:
+        """``measure`` outside any objective, with the queries it ran (for cross-checks)."""
+        saved, self._queries = self._queries, []
+        try:
+            return self.measure(measure, window), self._queries
+        finally:
+            self._queries = saved
+
+    def measure(self, measure: Measurable, window: TimeWindow) -> Measurement:
+        """The value of one measure over the window (or why there is none)."""
+        if isinstance(measure, LatencyMeasure):
+            labels = dict(measure.labels)
+            if measure.model_version is not None:
+                labels["model_version"] = measure.model_version
+            if measure.metric == "http_request_duration_seconds":
+                labels["route"] = measure.route or DEFAULT_ROUTE
+            return self._histogram_quantile(measure, measure.metric, labels, window)
+        if isinstance(measure, ConfidenceMeasure):
+            labels = _with_version(measure.labels, measure.model_version)
+            return self._histogram_quantile(measure, CONFIDENCE_HISTOGRAM, labels, window)
+        if isinstance(measure, ErrorRatioMeasure):
+            return self._error_ratio(measure, window)
+        if isinstance(measure, ThroughputMeasure):
+            return self._throughput(measure, window)
+        if isinstance(measure, AccuracyMeasure):
+            return self._accuracy(measure, window)
+        return self._promql(measure, window)
+
+    def _min_requests(self, measure: Any) -> int:
+        own = getattr(measure, "min_requests", None)
+        return int(own) if own is not None else self._defaults.min_requests
+
+    def _histogram_quantile(
+        self,
+        measure: LatencyMeasure | ConfidenceMeasure,
+        metric: str,
+        labels: dict[str, str],
+        window: TimeWindow,
+    ) -> Measurement:
+        buckets = self._instant(bucket_increases(metric, labels, window.duration_s), window.end_s)
+        histogram = _cumulative_histogram(buckets)
+        if histogram is None:
+            return Measurement(None, f"no {metric}_bucket series match {labels or '{}'} in window")
+        total = histogram[-1][1]
+        details: Details = {"observations": round(total, 3)}
+        minimum = self._min_requests(measure)
+        if not math.isfinite(total) or total < minimum:
+            shown = f"{total:.0f}" if math.isfinite(total) else str(total)
+            return Measurement(
+                None,
+                f"only {shown} observations of {metric} in the window, fewer than "
+                f"min_requests={minimum}: too few to estimate a quantile",
+                details,
+            )
+
+        quantile = measure.quantile
+        statistic = getattr(measure, "statistic", "window")
+        if statistic == "worst_1m":
+            step_s = self._resolution_s(window)
+            query = worst_minute_quantile(quantile, metric, labels, window.duration_s, step_s)
+        else:
+            query = window_quantile(quantile, metric, labels, window.duration_s)
+        samples = self._instant(query, window.end_s)
+        value = _single_value(samples)
+        if value is None:
+            return Measurement(None, f"histogram_quantile of {metric} returned no value", details)
+        if not math.isfinite(value):
+            return Measurement(None, f"histogram_quantile of {metric} returned {value}", details)
+
+        finite = [(bound, count) for bound, count in histogram if math.isfinite(bound)]
+        if finite:
+            top_bound, top_count = finite[-1]
+            details["highest_finite_bucket"] = top_bound
+            beyond = quantile * total > top_count
+            if value >= top_bound or (statistic == "window" and beyond):
+                return Measurement(
+                    None,
+                    f"the {quantile_name(quantile)} lies in the +Inf bucket of {metric} "
+                    f"(above {top_bound:g}, {total - top_count:.0f} of {total:.0f} observations "
+                    "beyond it): the histogram cannot measure it",
+                    details,
+                )
+        return Measurement(value, None, details)
+
+    def _error_ratio(self, measure: ErrorRatioMeasure, window: TimeWindow) -> Measurement:
+        labels = {**measure.labels, "route": measure.route}
+        total = _single_value(
+            self._instant(
+                counter_increase(REQUEST_COUNTER, labels, window.duration_s), window.end_s
+            )
+        )
+        if total is None or not math.isfinite(total):
+            return Measurement(None, f"no {REQUEST_COUNTER} series for route {measure.route}")
+        minimum = self._min_requests(measure)
+        details: Details = {"requests": round(total, 3)}
+        if total < minimum:
+            return Measurement(
+                None,
+                f"only {total:.0f} requests on {measure.route} in the window, fewer than "
+                f"min_requests={minimum}",
+                details,
+            )
+
+        errors_query = server_error_increase(REQUEST_COUNTER, labels, window.duration_s)
+        errors = _single_value(self._instant(errors_query, window.end_s))
+        # No 5xx series at all means no 5xx answer was ever recorded on this route.
+        errors = 0.0 if errors is None else errors
+        details["server_errors"] = round(errors, 3)
+        return _finite(errors / total, details, "error ratio")
+
+    def _throughput(self, measure: ThroughputMeasure, window: TimeWindow) -> Measurement:
+        if measure.model_version is not None:
+            labels = _with_version(measure.labels, measure.model_version)
+            query = counter_rate(PREDICTION_COUNTER, labels, window.duration_s)
+        else:
+            labels = {**measure.labels, "route": measure.route}
+            query = counter_rate(REQUEST_COUNTER, labels, window.duration_s)
+        value = _single_value(self._instant(query, window.end_s))
+        if value is None:
+            return Measurement(None, "no request counter series in the window")
+        return _finite(value, {}, "throughput")
+
+    def _accuracy(self, measure: AccuracyMeasure, window: TimeWindow) -> Measurement:
+        labels = _with_version(measure.labels, measure.model_version)
+        if measure.source == "gauge":
+            samples = self._instant(
+                gauge_last(ACCURACY_GAUGE, labels, window.duration_s), window.end_s
+            )
+            if len(samples) != 1:
+                return Measurement(
+                    None,
+                    f"{ACCURACY_GAUGE} has {len(samples)} series in the window; "
+                    "exactly one is needed (set model_version)",
+                )
+            return _finite(samples[0].value, {}, ACCURACY_GAUGE)
+
+        count_query = counter_increase(FEEDBACK_COUNTER, labels, window.duration_s)
+        count = _single_value(self._instant(count_query, window.end_s))
+        if count is None or not math.isfinite(count):
+            return Measurement(None, f"no {FEEDBACK_COUNTER} series in the window")
+        minimum = self._min_requests(measure)
+        details: Details = {"feedbacks": round(count, 3)}
+        if count < minimum:
+            return Measurement(
+                None,
+                f"only {count:.0f} feedbacks in the window, fewer than min_requests={minimum}",
+                details,
+            )
+        correct_query = counter_increase(FEEDBACK_CORRECT_COUNTER, labels, window.duration_s)
+        correct = _single_value(self._instant(correct_query, window.end_s))
+        if correct is None:
+            return Measurement(None, f"no {FEEDBACK_CORRECT_COUNTER} series in the window", details)
+        return _finite(correct / count, details, "accuracy")
+
+    def _promql(self, measure: PromqlMeasure, window: TimeWindow) -> Measurement:
+        query = substitute_window(measure.query, window.duration_s)
+        samples = self._instant(query, window.end_s)
+        if len(samples) != 1:
+            return Measurement(
+                None, f"the query returned {len(samples)} series; it must return exactly one"
+            )
+        return _finite(samples[0].value, {}, "the query")
+
+    def _resolution_s(self, window: TimeWindow) -> float:
+        interval_s = self._health.get((window.start_s, window.end_s))
+        if interval_s is not None and interval_s.interval_s is not None:
+            return interval_s.interval_s
+        return self._defaults.scrape_interval_s or FALLBACK_RESOLUTION_S
+
+    # --- drift, alerts ---
+
+    def _drift_detected(self, objective: DriftDetectedObjective, window: TimeWindow) -> Outcome:
+        signal = objective.signal
+        outcome = Outcome(
+            Verdict.INCONCLUSIVE,
+            None,
+            "",
+            "s",
+            f"<= {objective.within:g} s",
+            None,
+            objective.within,
+        )
+        step_s = step_for_range_s(window.duration_s, self._resolution_s(window))
+        series = self._range(_signal_query(signal), window.start_s, window.end_s, step_s)
+        points = sorted(point for one in series for point in one.points)
+        if signal.metric is not None and not points:
+            outcome.reason = f"no samples of {signal.metric} in {window.label}"
+            return outcome
+
+        first = next((time_s for time_s, value in points if _signal_on(signal, value)), None)
+        outcome.details = {"resolution_s": step_s, "searched_s": round(window.duration_s, 3)}
+        if first is None:
+            outcome.verdict = breach_verdict(objective.severity)
+            outcome.reason = (
+                f"{signal.describe()} never became true in the {window.duration_s:g}s after "
+                f"phase {objective.phase} started"
+            )
+            return outcome
+
+        delay_s = max(0.0, first - window.start_s)
+        outcome.value = delay_s
+        in_time = delay_s <= objective.within
+        outcome.verdict = Verdict.PASS if in_time else breach_verdict(objective.severity)
+        relation = "within" if in_time else "later than"
+        outcome.reason = (
+            f"{signal.describe()} became true {delay_s:g}s after phase {objective.phase} "
+            f"started (+/- {step_s:g}s), {relation} {objective.within:g}s"
+        )
+        if delay_s == 0.0:
+            outcome.reason += "; it was already true at the phase start"
+        return outcome
+
+    def _no_false_alarm(
+        self, objective: NoFalseAlarmObjective, windows: Sequence[TimeWindow]
+    ) -> Outcome:
+        signal = objective.signal
+        level = signal.above if signal.above is not None else 0.0
+        outcome = Outcome(Verdict.INCONCLUSIVE, None, "", "", f"<= {level:g}", None, level)
+        worst: tuple[float, str] | None = None
+        for window in windows:
+            peak = self._signal_peak(signal, window)
+            if peak is None:
+                outcome.reason = f"no samples of {signal.metric} in {window.label}"
+                return outcome
+            outcome.details[f"peak {window.label}"] = peak
+            if worst is None or peak > worst[0]:
+                worst = (peak, window.label)
+
+        if worst is None:
+            outcome.reason = "no window to check"
+            return outcome
+        peak, label = worst
+        outcome.value = peak
+        alarmed = _signal_on(signal, peak)
+        outcome.verdict = breach_verdict(objective.severity) if alarmed else Verdict.PASS
+        where = ", ".join(window.label for window in windows)
+        if signal.alert is not None:
+            outcome.reason = (
+                f"alert {signal.alert} fired in {label}"
+                if alarmed
+                else f"alert {signal.alert} never fired in {where}"
+            )
+        else:
+            outcome.reason = (
+                f"{signal.metric} reached {peak:g} in {label}, above {level:g}: a false alarm"
+                if alarmed
+                else f"{signal.metric} peaked at {peak:g} in {where}, never above {level:g}"
+            )
+        return outcome
+
+    def _signal_peak(self, signal: DriftSignal, window: TimeWindow) -> float | None:
+        """The highest signal level in the window; for an alert 1 if it fired, else 0."""
+        if signal.alert is not None:
+            query = alert_fired_in_window(signal.alert, signal.labels, window.duration_s)
+            fired = _single_value(self._instant(query, window.end_s))
+            return 1.0 if fired is not None else 0.0
+        query = gauge_max(signal.metric or "", signal.labels, window.duration_s)
+        return _single_value(self._instant(query, window.end_s))
+
+    def _alert(self, objective: AlertObjective, window: TimeWindow) -> Outcome:
+        query = alert_fired_in_window(objective.alert, objective.labels, window.duration_s)
+        fired = _single_value(self._instant(query, window.end_s)) is not None
+        wanted = objective.expect == "fired"
+        ok = fired == wanted
+        happened = "fired" if fired else "did not fire"
+        return Outcome(
+            Verdict.PASS if ok else breach_verdict(objective.severity),
+            1.0 if fired else 0.0,
+            f"alert {objective.alert} {happened} in {window.label} (expected: {objective.expect})",
+            "",
+            "fired" if wanted else "not fired",
+        )
+
+    # --- comparison, baseline ---
+
+    def _comparison(self, objective: ComparisonObjective, window: TimeWindow) -> Outcome:
+        left = self.measure(objective.left, window)
+        right = self.measure(objective.right, window)
+        unit = unit_of(objective.left)
+        outcome = Outcome(Verdict.INCONCLUSIVE, None, "", unit)
+        outcome.details = {"left": left.value, "right": right.value}
+        for side, measured in (("left", left), ("right", right)):
+            if measured.problem is not None or measured.value is None:
+                outcome.reason = f"{side} side: {measured.problem or 'no value'}"
+                return outcome
+
+        left_value, right_value = left.value or 0.0, right.value or 0.0
+        bound = objective.factor * right_value + objective.offset
+        outcome.value = left_value
+        outcome.threshold = (
+            f"{objective.op} {_bound_formula(objective)} = {format_value(bound, unit)}"
+        )
+        if objective.op in ("<=", "<"):
+            outcome.high = bound
+        else:
+            outcome.low = bound
+        holds = _compare(left_value, objective.op, bound)
+        outcome.verdict = Verdict.PASS if holds else breach_verdict(objective.severity)
+        outcome.reason = (
+            f"{describe_measure(objective.left)} = {format_value(left_value, unit)} "
+            f"{objective.op if holds else 'breaks ' + objective.op} "
+            f"{_bound_formula(objective)} = {format_value(bound, unit)} "
+            f"({describe_measure(objective.right)} = {format_value(right_value, unit)})"
+        )
+        return outcome
+
+    def _baseline(
+        self, objective: BaselineObjective, results: dict[str, ObjectiveResult]
+    ) -> Outcome:
+        current = results[objective.objective]
+        worse = objective.worse or WORSE_DIRECTION[current.kind]
+        self._queries.extend(current.queries)
+        outcome = Outcome(Verdict.INCONCLUSIVE, None, "", current.unit)
+        if current.value is None:
+            outcome.reason = f"objective {objective.objective} has no value in this run"
+            return outcome
+        if self._baseline_values is None:
+            outcome.reason = "no baseline report given (pass --baseline report.json)"
+            return outcome
+        earlier = self._baseline_values.get(objective.objective)
+        if earlier is None:
+            outcome.reason = f"the baseline report has no value for objective {objective.objective}"
+            return outcome
+
+        factor = 1 + objective.max_regression if worse == "higher" else 1 - objective.max_regression
+        limit = earlier * factor
+        outcome.value = current.value
+        outcome.details = {"baseline": earlier, "change": _relative_change(current.value, earlier)}
+        if worse == "higher":
+            outcome.high, outcome.threshold = (
+                limit,
+                f"<= {limit:.6g} (baseline + {objective.max_regression:.0%})",
+            )
+            ok = current.value <= limit
+        else:
+            outcome.low, outcome.threshold = (
+                limit,
+                f">= {limit:.6g} (baseline - {objective.max_regression:.0%})",
+            )
+            ok = current.value >= limit
+        outcome.verdict = Verdict.PASS if ok else breach_verdict(objective.severity)
+        unit = current.unit
+        outcome.reason = (
+            f"{objective.objective} = {format_value(current.value, unit)} vs baseline "
+            f"{format_value(earlier, unit)} ({outcome.details['change']}), "
+            f"{'within' if ok else 'beyond'} the allowed {objective.max_regression:.0%} "
+            f"({worse} is worse)"
+        )
+        return outcome
+
+
+# --- helpers ---
+
+
+def unit_of(measure: Any) -> str:
+    """The unit of a measure's value, as the report shows it."""
+    kind = measure.kind
+    if kind == "latency":
+        return "s"
+    if kind in ("error_ratio", "accuracy", "confidence"):
+        return "ratio"
+    if kind == "throughput":
+        return "pred/s" if measure.model_version is not None else "req/s"
+    return ""
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """A value for people: milliseconds for seconds, percent for ratios."""
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{value * 1000:.1f} ms"
+    if unit == "ratio":
+        return f"{value:.2%}"
+    if unit:
+        return f"{value:.3g} {unit}"
+    return f"{value:.4g}"
+
+
+def quantile_name(quantile: float) -> str:
+    """``p95`` for 0.95, ``p99.9`` for 0.999."""
+    return f"p{quantile * 100:g}"
+
+
+def describe_measure(measure: Any) -> str:
+    """A short name of what is measured, e.g. ``p95 inference_latency_seconds{v2}``."""
+    version = getattr(measure, "model_version", None)
+    scope = f"{{{version}}}" if version else ""
+    if isinstance(measure, LatencyMeasure):
+        worst = " worst 1m" if measure.statistic == "worst_1m" else ""
+        return f"{quantile_name(measure.quantile)}{worst} {measure.metric}{scope}"
+    if isinstance(measure, ConfidenceMeasure):
+        return f"{quantile_name(measure.quantile)} {CONFIDENCE_HISTOGRAM}{scope}"
+    if isinstance(measure, ErrorRatioMeasure):
+        return f"5xx ratio on {measure.route}"
+    if isinstance(measure, ThroughputMeasure):
+        return f"throughput{scope}" if version else f"throughput on {measure.route}"
+    if isinstance(measure, AccuracyMeasure):
+        return f"accuracy{scope} ({measure.source})"
+    return "value"
+
+
+def _record(window: TimeWindow) -> WindowRecord:
+    return WindowRecord(label=window.label, start_s=window.start_s, end_s=window.end_s)
+
+
+def _with_version(labels: dict[str, str], version: str | None) -> dict[str, str]:
+    return {**labels, "model_version": version} if version is not None else dict(labels)
+
+
+def _single_value(samples: list[Sample]) -> float | None:
+    """The value of a one-sample result; None when the result is empty."""
+    return samples[0].value if samples else None
+
+
+def _finite(value: float, details: Details, what: str) -> Measurement:
+    if not math.isfinite(value):
+        return Measurement(None, f"{what} is {value} (no usable data in the window)", details)
+    return Measurement(value, None, details)
+
+
+def _cumulative_histogram(samples: list[Sample]) -> list[tuple[float, float]] | None:
+    """(upper bound, cumulative count) sorted by bound, ending at +Inf; None if unusable."""
+    buckets = sorted(
+        (float(sample.labels["le"]), sample.value) for sample in samples if "le" in sample.labels
+    )
+    if not buckets or not math.isinf(buckets[-1][0]):
+        return None
+    return buckets
+
+
+def _median_spacing_s(series: list[Series]) -> float | None:
+    """The typical time between raw samples (the scrape interval); None with < 2 samples."""
+    gaps = [
+        later[0] - earlier[0]
+        for one in series
+        for earlier, later in zip(one.points, one.points[1:], strict=False)
+    ]
+    return statistics.median(gaps) if gaps else None
+
+
+def _signal_query(signal: DriftSignal) -> str:
+    if signal.alert is not None:
+        return f"max({firing_alert(signal.alert, signal.labels)})"
+    return gauge_now(signal.metric or "", signal.labels)
+
+
+def _signal_on(signal: DriftSignal, value: float) -> bool:
+    if signal.alert is not None:
+        return value >= 1
+    return signal.above is not None and value > signal.above
+
+
+def _bounds_text(low: float | None, high: float | None, unit: str) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f">= {format_value(low, unit)}")
+    if high is not None:
+        parts.append(f"<= {format_value(high, unit)}")
+    return " and ".join(parts)
+
+
+def _bound_formula(objective: ComparisonObjective) -> str:
+    text = f"{objective.factor:g} x right"
+    if objective.offset:
+        text += f" {'+' if objective.offset > 0 else '-'} {abs(objective.offset):g}"
+    return text
+
+
+def _compare(left: float, op: str, right: float) -> bool:
+    return {
+        "<=": left <= right,
+        "<": left < right,
+        ">=": left >= right,
+        ">": left > right,
+    }[op]
+
+
+def _relative_change(current: float, earlier: float) -> str:
+    if earlier == 0:
+        return "baseline is 0"
+    return f"{(current - earlier) / abs(earlier):+.1%}"

@@ -1,0 +1,222 @@
+"""The one place that talks to Prometheus: instant and range queries over the HTTP API.
+
+It goes through prometheus-api-client's ``PrometheusConnect`` and uses only
+``/api/v1/query`` and ``/api/v1/query_range``, so it works the same against Prometheus,
+Thanos, Mimir or VictoriaMetrics. Errors of requests and of the client library are turned
+into ``PrometheusUnavailableError`` (cannot ask) or ``PrometheusQueryError`` (the query was
+refused) here and nowhere else.
+
+    client = PrometheusClient(PrometheusSettings(url="http://127.0.0.1:9090"))
+    samples = client.instant("sum(up)", at_s=time.time())
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from urllib3.util.retry import Retry
+
+from sla.errors import PrometheusQueryError, PrometheusUnavailableError
+
+logger = logging.getLogger(__name__)
+
+# Statuses worth retrying: overload and gateways in front of Prometheus/Thanos/Mimir.
+RETRY_ON_STATUS: tuple[int, ...] = (429, 502, 503, 504)
+RETRY_BACKOFF_S = 0.5
+# Prometheus refuses range queries asking for more points than this per series.
+MAX_POINTS_PER_SERIES = 11_000
+_STATUS_RE = re.compile(r"HTTP Status Code (\d+)")
+
+
+class PrometheusSettings(BaseModel):
+    """How to reach Prometheus (or anything speaking its HTTP query API)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="base URL, e.g. http://127.0.0.1:9090 or https://host/prometheus")
+    bearer_token: SecretStr | None = None
+    basic_auth_user: str | None = None
+    basic_auth_password: SecretStr | None = None
+    ca_file: Path | None = Field(None, description="PEM bundle that signs the server's certificate")
+    timeout_s: float = Field(10.0, gt=0, le=600)
+    retries: int = Field(2, ge=0, le=10, description="retries on connection errors and 429/5xx")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url: expected http://HOST:PORT or https://..., got {url!r}")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_login(self) -> PrometheusSettings:
+        if self.bearer_token is not None and self.basic_auth_user is not None:
+            raise ValueError("give either a bearer token or basic auth, not both")
+        if (self.basic_auth_user is None) != (self.basic_auth_password is None):
+            raise ValueError("basic auth needs both a user and a password")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"ca_file: no such file {str(self.ca_file)!r}")
+        return self
+
+
+class Sample(BaseModel):
+    """One value of an instant vector (or a scalar, with no labels)."""
+
+    labels: dict[str, str]
+    timestamp_s: float
+    value: float
+
+
+class Series(BaseModel):
+    """One series of a range query or of a range-vector selector: (time, value) points."""
+
+    labels: dict[str, str]
+    points: list[tuple[float, float]]
+
+
+def step_for_range_s(duration_s: float, resolution_s: float) -> float:
+    """The finest step, not below ``resolution_s``, that keeps a range query under the limit.
+
+    A step of ``duration_s / (MAX_POINTS_PER_SERIES - 1)`` gives exactly the limit; the step
+    is rounded up to the millisecond so the point count stays at or below it.
+    """
+    minimum_step_s = duration_s / (MAX_POINTS_PER_SERIES - 1)
+    step_s = max(resolution_s, minimum_step_s)
+    return math.ceil(step_s * 1000) / 1000
+
+
+class PrometheusClient:
+    """Queries against one Prometheus; every failure surfaces as one of ``sla.errors``."""
+
+    def __init__(self, settings: PrometheusSettings) -> None:
+        self.settings = settings
+        self.url = settings.url
+        session = requests.Session()
+        session.verify = str(settings.ca_file) if settings.ca_file else True
+        headers = None
+        if settings.bearer_token is not None:
+            headers = {"Authorization": f"Bearer {settings.bearer_token.get_secret_value()}"}
+        auth = None
+        if settings.basic_auth_user is not None and settings.basic_auth_password is not None:
+            auth = (settings.basic_auth_user, settings.basic_auth_password.get_secret_value())
+
+        retry = Retry(
+            total=settings.retries,
+            backoff_factor=RETRY_BACKOFF_S,
+            status_forcelist=RETRY_ON_STATUS,
+            allowed_methods=frozenset({"GET", "POST"}),
+            raise_on_status=False,
+        )
+        self._connection = PrometheusConnect(
+            url=settings.url,
+            headers=headers,
+            retry=retry,
+            auth=auth,
+            session=session,
+            timeout=settings.timeout_s,
+        )
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def instant(self, query: str, at_s: float) -> list[Sample]:
+        """An instant query at ``at_s``; a scalar result comes back as one unlabelled sample."""
+        result = self._call(query, lambda: self._connection.custom_query(query, {"time": at_s}))
+        if len(result) == 2 and not isinstance(result[0], dict):
+            timestamp_s, value = result
+            return [Sample(labels={}, timestamp_s=float(timestamp_s), value=float(value))]
+        return [
+            Sample(
+                labels=item["metric"],
+                timestamp_s=float(item["value"][0]),
+                value=float(item["value"][1]),
+            )
+            for item in result
+            if "value" in item
+        ]
+
+    def instant_range_vector(self, query: str, at_s: float) -> list[Series]:
+        """Raw samples of a range-vector selector (``up{job="x"}[5m]``) at ``at_s``."""
+        result = self._call(query, lambda: self._connection.custom_query(query, {"time": at_s}))
+        return [_series(item) for item in result if "values" in item]
+
+    def range(self, query: str, start_s: float, end_s: float, step_s: float) -> list[Series]:
+        """A range query from ``start_s`` to ``end_s`` (both exact) every ``step_s``."""
+        # custom_query_range rounds start/end to whole seconds; explicit params win over that.
+        params = {"start": f"{start_s:.3f}", "end": f"{end_s:.3f}"}
+        start = datetime.fromtimestamp(start_s, tz=UTC)
+        end = datetime.fromtimestamp(end_s, tz=UTC)
+        result = self._call(
+            query,
+            lambda: self._connection.custom_query_range(query, start, end, f"{step_s:g}", params),
+        )
+        return [_series(item) for item in result]
+
+    def _call(self, query: str, request: Any) -> Any:
+        logger.debug("query url=%s promql=%s", self.url, query)
+        try:
+            return request()
+        except PrometheusApiClientException as error:
+            raise _refusal(self.url, query, str(error)) from error
+        except requests.exceptions.SSLError as error:
+            raise PrometheusUnavailableError(
+                f"TLS handshake with {self.url} failed (check --ca-file): {_first_line(error)}"
+            ) from error
+        except requests.exceptions.Timeout as error:
+            raise PrometheusUnavailableError(
+                f"Prometheus at {self.url} did not answer within {self.settings.timeout_s:g}s"
+            ) from error
+        except requests.exceptions.RequestException as error:
+            raise PrometheusUnavailableError(
+                f"cannot reach Prometheus at {self.url}: {_first_line(error)}"
+            ) from error
+        except (KeyError, ValueError) as error:
+            raise PrometheusUnavailableError(
+                f"{self.url} did not answer like a Prometheus query API: {_first_line(error)}"
+            ) from error
+
+
+def _series(item: dict[str, Any]) -> Series:
+    points = [(float(time_s), float(value)) for time_s, value in item["values"]]
+    return Series(labels=item["metric"], points=points)
+
+
+def _refusal(url: str, query: str, message: str) -> Exception:
+    """Turn the client library's 'HTTP Status Code N (b'...')' into one of our errors."""
+    match = _STATUS_RE.search(message)
+    status = int(match.group(1)) if match else 0
+    detail = _prometheus_error_text(message)
+    if status in (400, 422):
+        return PrometheusQueryError(f"Prometheus refused the query {query!r}: {detail}")
+    if status in (401, 403):
+        return PrometheusUnavailableError(
+            f"Prometheus at {url} refused the credentials (HTTP {status}); "
+            "check --token or --basic-auth"
+        )
+    return PrometheusUnavailableError(f"Prometheus at {url} answered HTTP {status}: {detail}")
+
+
+def _prometheus_error_text(message: str) -> str:
+    """The ``error`` field of Prometheus's JSON body, if the message carries one."""
+    start = message.find("b'{")
+    if start >= 0:
+        body = message[start + 2 : message.rfind("}") + 1]
+        try:
+            return str(json.loads(body.encode().decode("unicode_escape")).get("error", body))
+        except ValueError:
+            return body
+    return _first_line(message)
+
+
+def _first_line(error: object) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
