@@ -196,7 +196,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     async def readyz() -> JSONResponse:
         if state.models is None:
             return JSONResponse({"status": "loading"}, status_code=503)
-        return JSONResponse({"status": "ready", "model_versions": sorted(state.models)})
+        payload = {"status": "ready", "model_versions": sorted(state.models), "pid": os.getpid()}
+        return JSONResponse(payload)
 
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse} for code in (400, 413, 422)

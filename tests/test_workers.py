@@ -1,0 +1,193 @@
+"""The service as a real process: CLI errors, and two uvicorn workers whose counts add up."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from target_service.dataset import FEATURES, TARGET, load_split
+
+REPO = Path(__file__).resolve().parents[1]
+READY = re.compile(r"ready url=(http://127\.0\.0\.1:\d+)")
+START_TIMEOUT_S = 90.0
+
+
+def service_env() -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DRIFTGATE_", "PROMETHEUS_MULTIPROC"))
+    }
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "target_service", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=service_env(),
+        timeout=60,
+    )
+
+
+def test_bad_setting_in_the_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("workers: 0\n")
+
+    result = run_cli("--config", str(config), "--port", "0")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "workers" in result.stderr and "0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_version_in_weights_names_the_choices(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"model_weights": {"v7": 1.0}}))
+
+    result = run_cli("--config", str(config))
+
+    assert result.returncode == 2
+    assert "model_weights" in result.stderr and "v7" in result.stderr and "v1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[str]:
+    config = tmp_path / "service.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model_cache_dir": str(tmp_path / "models"),
+                "drift": {"evaluation_interval_s": 0.2, "min_samples": 10},
+            }
+        )
+    )
+    log_path = tmp_path / "service.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "target_service",
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--workers",
+                "2",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=service_env(),
+        )
+        try:
+            yield wait_for_ready_url(process, log_path)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for_ready_url(process: subprocess.Popen[bytes], log_path: Path) -> str:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        match = READY.search(log_path.read_text(errors="replace"))
+        if match:
+            return match[1]
+        time.sleep(0.1)
+    raise AssertionError(f"service not ready:\n{log_path.read_text(errors='replace')}")
+
+
+def fresh_connection(url: str) -> httpx.Client:
+    # No keep-alive: each request opens a connection, so the kernel spreads them over workers.
+    return httpx.Client(base_url=url, limits=httpx.Limits(max_keepalive_connections=0), timeout=10)
+
+
+def scrape(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    samples = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(
+        value
+        for (sample_name, sample_labels), value in samples.items()
+        if sample_name == name and wanted <= set(sample_labels)
+    )
+
+
+def test_two_workers_counts_add_up_and_one_leader_sees_all_rows(two_workers: str) -> None:
+    holdout = load_split().holdout.iloc[:60]
+    with fresh_connection(two_workers) as client:
+        pids = set()
+        for _ in range(200):
+            pids.add(client.get("/readyz").json()["pid"])
+            if len(pids) == 2:
+                break
+        outcomes = []
+        for _, row in holdout.iterrows():
+            record = {spec.name: row[spec.name] for spec in FEATURES}
+            prediction = client.post("/predict", json=record).json()
+            outcomes.append((prediction, row[TARGET]))
+        for _ in range(7):
+            client.post("/predict", content=b"{not json")
+        for prediction, truth in outcomes[:25]:
+            client.post(
+                "/feedback", json={"request_id": prediction["request_id"], "true_label": truth}
+            )
+
+        # The leader publishes every 0.2 s; wait (bounded) for it to have read everything.
+        deadline = time.monotonic() + 20
+        samples = scrape(client)
+        while time.monotonic() < deadline and total(samples, "drift_window_size") < 60:
+            time.sleep(0.2)
+            samples = scrape(client)
+        time.sleep(1.0)
+        samples = scrape(client)
+
+    assert len(pids) == 2
+    assert total(samples, "prediction_count_total") == 60
+    assert total(samples, "rejected_requests_total", reason="malformed_json") == 7
+    predict_ok = total(
+        samples, "http_request_duration_seconds_count", route="/predict", status="200"
+    )
+    assert predict_ok == 60
+    assert total(samples, "feedback_count_total") == 25
+    correct = [p["predicted_class"] == truth for p, truth in outcomes[:25]]
+    assert total(samples, "feedback_correct_total") == sum(correct)
+    assert total(samples, "drift_window_size") == 60
+    for version in ("v1", "v2"):
+        version_correct = [
+            p["predicted_class"] == truth
+            for p, truth in outcomes[:25]
+            if p["model_version"] == version
+        ]
+        if version_correct:
+            assert total(samples, "model_accuracy", model_version=version) == pytest.approx(
+                sum(version_correct) / len(version_correct)
+            )
