@@ -107,7 +107,10 @@ def run_wrk(url: str, script: Path, duration_s: float, connections: int) -> floa
     non_2xx = NON_2XX_PATTERN.search(output)
     if non_2xx:
         raise RuntimeError(f"{non_2xx[1]} non-2xx answers from {url}:\n{output}")
-    return float(RATE_PATTERN.search(output)[1])
+    rate = RATE_PATTERN.search(output)
+    if rate is None:
+        raise RuntimeError(f"no Requests/sec in wrk's output:\n{output}")
+    return float(rate[1])
 
 
 def main() -> int:

@@ -119,7 +119,7 @@ def instrument(
     The monitor starts and stops with the app's lifespan; ``rng`` seeds the drift
     detector's calibration (default: ``numpy.random.default_rng(0)``).
     """
-    drift = drift or DriftSettings()
+    drift = drift or DriftSettings.model_validate({})
     metrics = ServiceMetrics(
         registry or CollectorRegistry(),
         versions=versions,

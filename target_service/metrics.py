@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -161,7 +162,7 @@ class ServiceMetrics:
     ) -> None:
         # Set by the leader worker alone; 'livemax' hides the zeros of the other workers and
         # the values of dead ones (all these gauges are >= 0).
-        mode = "livemax"
+        mode: Literal["livemax"] = "livemax"
         self.drift_score = Gauge(
             "feature_drift_score",
             "Drift statistic of a feature over the current window against the training data "

@@ -168,7 +168,9 @@ class MonitoringService:
         self._lock_descriptor: int | None = None
         self._readers: dict[Path, RowRing] = {}
         self._cursors: dict[Path, int] = {}
-        self._outcomes = {version: deque(maxlen=feedback_window) for version in self.versions}
+        self._outcomes: dict[str, deque[float]] = {
+            version: deque(maxlen=feedback_window) for version in self.versions
+        }
         self._task: asyncio.Task[None] | None = None
         # Names this process's rings; the pid unless a test runs several monitors in one process.
         self._process_tag = process_tag
@@ -280,6 +282,8 @@ class MonitoringService:
         if self._detector is None and self._detector_factory is not None:
             self._detector = self._detector_factory()
         detector = self._detector
+        if detector is None:
+            return
         batches = self._read_new(ROWS_PREFIX)
         if batches:
             records = self.decode(np.concatenate(batches))

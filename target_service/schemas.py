@@ -125,7 +125,9 @@ class RecordParser:
         number = float(value)
         if not math.isfinite(number):
             raise RequestRejected(422, "non_finite", f"{field}: {number} is not a finite number")
-        if not (spec.valid_min <= number <= spec.valid_max):
+        low = -math.inf if spec.valid_min is None else spec.valid_min
+        high = math.inf if spec.valid_max is None else spec.valid_max
+        if not low <= number <= high:
             raise RequestRejected(
                 422,
                 "out_of_range",

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from target_service.app import create_app
@@ -41,7 +42,7 @@ DOCUMENTED = {
 
 
 @pytest.fixture(scope="module")
-def scraped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def scraped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Metric]:
     tmp = tmp_path_factory.mktemp("metrics")
     settings = load_settings(drift={"evaluation_interval_s": 60, "min_samples": 10})
     app = create_app(
@@ -64,7 +65,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))
 def test_every_documented_metric_is_exported_with_its_type_and_labels(
-    scraped: dict[str, object], name: str
+    scraped: dict[str, Metric], name: str
 ) -> None:
     kind, labels = DOCUMENTED[name]
     family = scraped[name]
@@ -75,7 +76,7 @@ def test_every_documented_metric_is_exported_with_its_type_and_labels(
         assert set(sample.labels) - {"le"} == labels
 
 
-def test_label_values_cover_exactly_the_known_sets(scraped: dict[str, object]) -> None:
+def test_label_values_cover_exactly_the_known_sets(scraped: dict[str, Metric]) -> None:
     def values(name: str, label: str, suffix: str = "") -> set[str]:
         return {s.labels[label] for s in scraped[name].samples if s.name == name + suffix}
 
@@ -87,7 +88,7 @@ def test_label_values_cover_exactly_the_known_sets(scraped: dict[str, object]) -
     assert values("http_request_duration_seconds", "route", "_count") == {"/predict", "/feedback"}
 
 
-def test_no_metric_is_exported_that_the_docs_do_not_name(scraped: dict[str, object]) -> None:
+def test_no_metric_is_exported_that_the_docs_do_not_name(scraped: dict[str, Metric]) -> None:
     # Counters and histograms also expose a "_created" timestamp, parsed as its own family.
     ours = {
         name

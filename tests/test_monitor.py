@@ -17,7 +17,7 @@ from target_service.metrics import ServiceMetrics
 from target_service.monitor import MonitoringService, RowRing
 
 VERSIONS = ("v1", "v2")
-DRIFT = DriftSettings(window_size=500, min_samples=50)
+DRIFT = DriftSettings.model_validate({"window_size": 500, "min_samples": 50})
 
 
 def make_monitor(shared_dir: Path, tag: str, feedback_window: int = 4) -> MonitoringService:
@@ -48,7 +48,7 @@ def gauge(monitor: MonitoringService, name: str, **labels: str) -> float | None:
     return monitor.metrics.registry.get_sample_value(name, labels)
 
 
-def holdout_records(start: int, stop: int) -> list[dict[str, object]]:
+def holdout_records(start: int, stop: int) -> list[dict[str, float | str | None]]:
     frame = load_split().holdout.iloc[start:stop]
     return [{spec.name: row[spec.name] for spec in FEATURES} for _, row in frame.iterrows()]
 
