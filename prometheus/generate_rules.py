@@ -206,6 +206,16 @@ def alerting_rules(profile: RuleProfile) -> list[dict[str, object]]:
             f"(alert above {profile.drift_share_max:.0%} for {profile.drift_for}).",
         ),
         _alert(
+            "SingleFeatureDrift",
+            "max by (feature) (feature_drift_score) "
+            "and on (feature) max by (feature) (feature_drift_detected) == 1",
+            profile.drift_for,
+            "info",
+            "Feature {{ $labels.feature }} drifted",
+            'The drift test of {{ $labels.feature }} fires (score {{ $value | printf "%.3f" }}); '
+            "FeatureDriftDetected follows once enough features drift together.",
+        ),
+        _alert(
             "InferenceLatencySLOBreach",
             f"model_version:inference_latency_seconds:p99_{window} "
             f"> {profile.p99_latency_objective_s}",

@@ -26,9 +26,10 @@ from target_service.metrics import ServiceMetrics
 PROMETHEUS_DIR = Path(generate_rules.__file__).parent
 RULE_TESTS_DIR = PROMETHEUS_DIR / "tests"
 PROMTOOL_TIMEOUT_S = 120
-SEVERITIES = {"warning", "critical"}
+SEVERITIES = {"info", "warning", "critical"}
 REQUIRED_ALERTS = {
     "FeatureDriftDetected",
+    "SingleFeatureDrift",
     "InferenceLatencySLOBreach",
     "HighErrorRatio",
     "ModelAccuracyDrop",
