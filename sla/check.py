@@ -177,7 +177,7 @@ def check_command(
         )
         report = run_check(sla_file, settings, manifest_path, baseline_path)
     except (SlaError, ManifestError) as error:
-        error_console.print(f"error: {error}", markup=False, highlight=False)
+        error_console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_USAGE
 
     report.sla_source = str(sla_path)

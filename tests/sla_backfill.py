@@ -320,3 +320,8 @@ def _build_drift(history, t0_s, scrapes) -> None:
         {**job, "alertname": "DatasetDrift", "alertstate": "firing"},
         [(float(s), 1.0) for s in scrapes if alert_on_s <= s <= t0_s + 300],
     )
+
+
+def history_start_s(now_s: float) -> float:
+    """A whole minute four hours before ``now_s``: old enough to lie before the head block."""
+    return float(int(now_s - 4 * 3600) // 60 * 60)

@@ -21,6 +21,7 @@ from sla_backfill import (
     Cases,
     backfill,
     build_cases,
+    history_start_s,
 )
 
 from driftgate.manifest import PhaseRecord, RunManifest
@@ -48,8 +49,7 @@ class Backfilled:
 
 @pytest.fixture(scope="module")
 def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backfilled]:
-    # Hours in the past, so the blocks lie before the head block Prometheus opens.
-    t0_s = float(int(time.time() - 4 * 3600) // 60 * 60)
+    t0_s = history_start_s(time.time())
     history, cases = build_cases(t0_s, np.random.default_rng(20261204))
     data_dir = tmp_path_factory.mktemp("sla-evaluate") / "data"
     backfill(history, data_dir)

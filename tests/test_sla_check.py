@@ -1,0 +1,333 @@
+"""The check entry point: exit codes, usage errors, outputs, baselines and the client cross-check.
+
+Runs against a real Prometheus over the backfilled histories of ``sla_backfill``; expected
+values come from the raw observations.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from rich.console import Console
+from sla_backfill import Cases, backfill, build_cases, history_start_s
+
+from driftgate.manifest import ClientStats, PhaseRecord, RequestStats, RunManifest
+from driftgate.processes import free_loopback_port
+from driftgate.prometheus_server import PrometheusServer
+from sla.check import check_command, exit_code, run_check
+from sla.objectives import parse_sla
+from sla.prometheus import PrometheusSettings
+from sla.report import CheckReport
+from sla.verdicts import (
+    EXIT_FAIL,
+    EXIT_INCONCLUSIVE,
+    EXIT_OK,
+    EXIT_USAGE,
+    Verdict,
+)
+
+LAT = {"job": "lat"}
+
+
+@dataclass(frozen=True)
+class Backfilled:
+    url: str
+    cases: Cases
+
+    @property
+    def t0_s(self) -> float:
+        return self.cases.t0_s
+
+
+@pytest.fixture(scope="module")
+def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backfilled]:
+    history, cases = build_cases(history_start_s(time.time()), np.random.default_rng(7))
+    data_dir = tmp_path_factory.mktemp("sla-check") / "data"
+    backfill(history, data_dir)
+    server = PrometheusServer(data_dir)
+    server.start()
+    try:
+        yield Backfilled(server.url, cases)
+    finally:
+        server.stop()
+
+
+def sla_data(env: Backfilled, objectives: list[dict[str, Any]], job: str = "lat") -> dict:
+    window = {"start": env.t0_s + 100, "end": env.t0_s + 400}
+    return {"defaults": {"scrape_job": job, "window": window}, "objectives": objectives}
+
+
+def write_sla(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "sla.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def p95(name: str, max_latency: Any, version: str = "v1", **fields: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "latency",
+        "quantile": "p95",
+        "model_version": version,
+        "labels": LAT,
+        "max": max_latency,
+        **fields,
+    }
+
+
+MISSING = p95("missing", "1s", version="v9")
+
+
+def run_command(tmp_path: Path, url: str, sla: dict, **options: Any) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = check_command(
+        write_sla(tmp_path, sla),
+        prometheus_url=url,
+        console=Console(file=out, width=200),
+        error_console=Console(file=err, width=200),
+        **options,
+    )
+    return code, out.getvalue(), err.getvalue()
+
+
+# --- exit codes ---
+
+
+@pytest.mark.parametrize(
+    ("objectives", "expected"),
+    [
+        ([p95("ok", "2s")], EXIT_OK),
+        ([p95("ok", "2s"), p95("warned", "1ms", severity="warn")], EXIT_OK),
+        ([p95("ok", "2s"), p95("broken", "1ms")], EXIT_FAIL),
+        ([p95("ok", "2s"), MISSING], EXIT_INCONCLUSIVE),
+        # A measured regression outranks an objective that could not be measured.
+        ([p95("broken", "1ms"), MISSING], EXIT_FAIL),
+    ],
+)
+def test_exit_codes_follow_the_verdicts(
+    backfilled: Backfilled, tmp_path: Path, objectives: list[dict], expected: int
+) -> None:
+    code, out, err = run_command(tmp_path, backfilled.url, sla_data(backfilled, objectives))
+    assert code == expected, out + err
+    assert err == ""
+    for objective in objectives:
+        assert objective["name"] in out
+
+
+def test_a_warn_only_check_reports_warn_and_exits_zero(backfilled: Backfilled) -> None:
+    sla = parse_sla(sla_data(backfilled, [p95("warned", "1ms", severity="warn")]))
+    report = run_check(sla, PrometheusSettings(url=backfilled.url))
+    assert report.verdict == Verdict.WARN
+    assert exit_code(report) == EXIT_OK
+
+
+@pytest.mark.parametrize(
+    ("sla", "message"),
+    [
+        ({"objectives": [{"name": "x", "kind": "latancy"}]}, "expected tags: 'latency'"),
+        ({"objectives": [p95("x", "1s") | {"window": "phase:drift"}]}, "needs a run manifest"),
+        (
+            {
+                "defaults": {"scrape_job": "lat", "scrape_interval_s": "1s"},
+                "objectives": [p95("x", "1s") | {"window": "2s"}],
+            },
+            "shorter than 4 scrape intervals",
+        ),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    backfilled: Backfilled, tmp_path: Path, sla: dict, message: str
+) -> None:
+    code, out, err = run_command(tmp_path, backfilled.url, sla)
+    assert code == EXIT_USAGE
+    assert message in err
+    assert err.strip().count("\n") == 0 and err.startswith("error: ")
+    assert out == ""
+
+
+def test_a_missing_url_is_a_usage_error(tmp_path: Path) -> None:
+    code = check_command(
+        write_sla(tmp_path, {"objectives": [p95("x", "1s")]}),
+        error_console=Console(file=io.StringIO()),
+    )
+    assert code == EXIT_USAGE
+
+
+def test_unreachable_prometheus_makes_every_objective_inconclusive(
+    backfilled: Backfilled, tmp_path: Path
+) -> None:
+    nobody = f"http://127.0.0.1:{free_loopback_port()}"
+    code, _, _ = run_command(
+        tmp_path,
+        nobody,
+        sla_data(backfilled, [p95("a", "2s"), p95("b", "1ms")]),
+        retries=0,
+        timeout_s=2.0,
+        out_dir=tmp_path / "out",
+    )
+    assert code == EXIT_INCONCLUSIVE
+    report = CheckReport.load(tmp_path / "out" / "report.json")
+    for result in report.objectives:
+        assert result.verdict == Verdict.INCONCLUSIVE
+        assert "cannot reach Prometheus" in result.reason
+
+
+# --- outputs ---
+
+
+def test_outputs_json_junit_and_markdown(backfilled: Backfilled, tmp_path: Path) -> None:
+    objectives = [
+        p95("ok", "2s"),
+        p95("warned", "1ms", severity="warn"),
+        p95("broken", "1ms"),
+        MISSING,
+    ]
+    out_dir = tmp_path / "out"
+    code, _, _ = run_command(
+        tmp_path, backfilled.url, sla_data(backfilled, objectives), out_dir=out_dir
+    )
+    assert code == EXIT_FAIL
+
+    report = CheckReport.load(out_dir / "report.json")
+    raw = json.loads((out_dir / "report.json").read_text())
+    assert raw["schema_version"] == 1 and raw["exit_code"] == EXIT_FAIL
+    assert report.counts == {"pass": 1, "warn": 1, "fail": 1, "inconclusive": 1}
+    assert report.sla_source is not None and report.sla_source.endswith("sla.yaml")
+    broken = next(result for result in report.objectives if result.name == "broken")
+    assert broken.queries and broken.threshold == "<= 1.0 ms"
+
+    suite = ElementTree.parse(out_dir / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "1", "1")
+    cases = {case.get("name"): case for case in suite.findall("testcase")}
+    assert set(cases) == {"ok", "warned", "broken", "missing"}
+    assert cases["broken"].find("failure") is not None
+    assert cases["missing"].find("error") is not None
+    assert cases["ok"].find("failure") is None and cases["ok"].find("error") is None
+    warned_out = cases["warned"].find("system-out")
+    assert warned_out is not None and (warned_out.text or "").startswith("WARN")
+    assert cases["warned"].find("failure") is None
+
+    markdown = (out_dir / "report.md").read_text()
+    assert "**FAIL**" in markdown
+    for name in ("ok", "warned", "broken", "missing"):
+        assert f"| {name} |" in markdown
+
+
+# --- baseline ---
+
+
+def test_baseline_comparison_passes_on_the_same_run_and_fails_on_a_slower_one(
+    backfilled: Backfilled, tmp_path: Path
+) -> None:
+    cases = backfilled.cases
+    settings = PrometheusSettings(url=backfilled.url)
+    baseline_dir = tmp_path / "baseline"
+    run_check(parse_sla(sla_data(backfilled, [p95("p95", "2s")])), settings, out_dir=baseline_dir)
+    baseline = baseline_dir / "report.json"
+
+    regression = {"name": "p95-vs-baseline", "kind": "baseline", "objective": "p95"}
+    regression["max_regression"] = "10%"
+    same = run_check(
+        parse_sla(sla_data(backfilled, [p95("p95", "2s"), regression])),
+        settings,
+        baseline_report=baseline,
+    )
+    # The "new" run measures the slower version under the same objective name.
+    slower = run_check(
+        parse_sla(sla_data(backfilled, [p95("p95", "2s", version="v2"), regression])),
+        settings,
+        baseline_report=baseline,
+    )
+    missing = run_check(parse_sla(sla_data(backfilled, [p95("p95", "2s"), regression])), settings)
+
+    window = (backfilled.t0_s + 100, backfilled.t0_s + 400)
+    exact = {v: float(np.quantile(cases.latency[v].between(*window), 0.95)) for v in ("v1", "v2")}
+    assert exact["v2"] > 1.1 * exact["v1"]
+
+    assert same.objectives[1].verdict == Verdict.PASS
+    assert same.objectives[1].details["baseline"] == pytest.approx(same.objectives[0].value)
+    assert slower.objectives[1].verdict == Verdict.FAIL
+    assert slower.objectives[1].max == pytest.approx(1.1 * exact["v1"], rel=0.1)
+    assert exit_code(slower) == EXIT_FAIL
+    assert missing.objectives[1].verdict == Verdict.INCONCLUSIVE
+    assert "no baseline report" in missing.objectives[1].reason
+
+
+def test_a_bad_baseline_file_is_a_usage_error(backfilled: Backfilled, tmp_path: Path) -> None:
+    (tmp_path / "not-a-report.json").write_text('{"hello": 1}')
+    code, _, err = run_command(
+        tmp_path,
+        backfilled.url,
+        sla_data(backfilled, [p95("p95", "2s")]),
+        baseline_path=tmp_path / "not-a-report.json",
+    )
+    assert code == EXIT_USAGE and "not a driftgate report.json" in err
+
+
+# --- client/server cross-check ---
+
+
+def test_client_percentiles_are_shown_beside_the_server_ones(backfilled: Backfilled) -> None:
+    cases = backfilled.cases
+    assert cases.http_ok is not None and cases.http_error is not None
+    start_s, end_s = backfilled.t0_s + 100, backfilled.t0_s + 400
+    server = np.concatenate(
+        [cases.http_ok.between(start_s, end_s), cases.http_error.between(start_s, end_s)]
+    )
+    server_p95 = float(np.quantile(server, 0.95))
+
+    def row(name: str, client_p95_s: float) -> RequestStats:
+        return RequestStats(
+            name=name,
+            method="POST",
+            requests=len(server),
+            failures=0,
+            requests_per_s=10.0,
+            p50_s=float(np.median(server)),
+            p95_s=client_p95_s,
+            p99_s=client_p95_s * 1.5,
+        )
+
+    manifest = RunManifest(
+        scenario="cross-check",
+        target_url="http://127.0.0.1:8000",
+        started_s=start_s,
+        ended_s=end_s,
+        phases=[
+            PhaseRecord(
+                name="steady",
+                start_s=start_s,
+                end_s=end_s,
+                users=1,
+                spawn_rate=1.0,
+                traffic={"kind": "normal"},
+            )
+        ],
+        client_stats=ClientStats(
+            total_requests=len(server),
+            total_failures=0,
+            # Same route twice: once as measured, once as a loaded client would see it.
+            requests=[row("/predict", server_p95 * 1.05), row("/predict", server_p95 * 3 + 0.01)],
+        ),
+    )
+    report = run_check(
+        parse_sla(sla_data(backfilled, [p95("p95", "2s")])),
+        PrometheusSettings(url=backfilled.url),
+        manifest=manifest,
+    )
+    close, far = report.cross_check
+    assert close.server_p95_s == pytest.approx(server_p95, rel=0.1)
+    assert close.note is None
+    assert far.note is not None and "queueing" in far.note
+    assert far.note in report.notes
