@@ -16,6 +16,7 @@ and at interpreter exit; Locust processes also quit by themselves if this proces
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -259,10 +260,26 @@ class LocustFleet:
                 )
 
     def stop(self) -> None:
-        """Controller first (it collects the workers' final reports), then the workers."""
+        """Controller first (it collects the workers' final reports), then the workers.
+
+        A headless Locust with a load shape installs its SIGTERM handler only after the
+        shape ends, so SIGTERM mid-run kills it without a manifest; SIGINT makes it stop
+        its users, collect the final reports and write what it measured.
+        """
+        self._interrupt_controller()
         self.controller.stop(grace_s=GRACEFUL_STOP_S)
         for worker in self.worker_processes:
             worker.stop()
+
+    def _interrupt_controller(self) -> None:
+        pid = self.controller.pid
+        if pid is None or not self.controller.is_running():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + GRACEFUL_STOP_S
+        while self.controller.is_running() and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL_S)
 
 
 class ProgressReader:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -268,11 +269,18 @@ class LoadSession:
         errors: dict[str, int] = {}
         stats_errors: dict[str, StatsError] = self.environment.stats.errors
         for error in stats_errors.values():
-            key = f"{error.method} {error.name}: {StatsError.parse_error(error.error)}"
+            key = f"{error.method} {error.name}: {_error_text(error.error)}"
             errors[key] = errors.get(key, 0) + error.occurrences
         if self.feedback_dropped:
             errors[FEEDBACK_DROPPED_ERROR] = self.feedback_dropped
         return errors
+
+
+def _error_text(error: object) -> str:
+    """The failure message without Locust's wrapper (``CatchResponseError('HTTP 500')``)."""
+    text = StatsError.parse_error(error)
+    wrapped = re.fullmatch(r"CatchResponseError\((['\"])(.*)\1\)", text)
+    return wrapped.group(2) if wrapped else text
 
 
 def _version_entries(stats: RequestStats) -> list[tuple[str, StatsEntry]]:

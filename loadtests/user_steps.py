@@ -52,7 +52,10 @@ def failure_reason(status_code: int, content: bytes | None, error: Any = None) -
 
 def read_prediction(content: bytes | None) -> tuple[str, str]:
     """``(model_version, request_id)`` of a /predict answer; ValueError if malformed."""
-    parsed = orjson.loads(content or b"")
+    try:
+        parsed = orjson.loads(content or b"")
+    except orjson.JSONDecodeError:
+        raise ValueError("the /predict answer is not JSON") from None
     if not isinstance(parsed, dict):
         raise ValueError("the /predict answer is not a JSON object")
     version, request_id = parsed.get("model_version"), parsed.get("request_id")
