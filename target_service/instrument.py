@@ -42,12 +42,11 @@ from target_service.dataset import CLASSES, FeatureSpec
 from target_service.metrics import ServiceMetrics
 from target_service.middleware import HttpMetricsMiddleware
 from target_service.monitor import (
+    MULTIPROCESS_ENV,
     DetectorFactory,
     MonitoringService,
     default_detector_factory,
 )
-
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass

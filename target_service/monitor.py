@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from prometheus_client import multiprocess
 
 from target_service.config import DriftSettings
 from target_service.dataset import FeatureSpec
@@ -47,6 +48,7 @@ ROWS_PREFIX = "rows-"
 FEEDBACK_PREFIX = "feedback-"
 RING_SUFFIX = ".ring"
 LEADER_LOCK = "leader.lock"
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MIN_RING_CAPACITY = 1024
 
 
@@ -167,6 +169,7 @@ class MonitoringService:
         self._feedback_ring: RowRing | None = None
         self._lock_descriptor: int | None = None
         self._readers: dict[Path, RowRing] = {}
+        self._dead_pids: set[int] = set()
         self._cursors: dict[Path, int] = {}
         self._outcomes: dict[str, deque[float]] = {
             version: deque(maxlen=feedback_window) for version in self.versions
@@ -240,6 +243,7 @@ class MonitoringService:
         """One round: take leadership if free; as leader, read all rings and publish gauges."""
         if not self.is_leader and not self._try_lead():
             return False
+        self._forget_dead_workers()
         self._update_accuracy()
         if self._detector_factory is not None:
             self._update_drift()
@@ -255,6 +259,18 @@ class MonitoringService:
         self._lock_descriptor = descriptor
         logger.info("monitor leader pid=%s", os.getpid())
         return True
+
+    def _forget_dead_workers(self) -> None:
+        # A worker that crashed never called mark_process_dead, so its last "live" gauge
+        # values (a crashed leader's drift gauges) would linger; its ring names its pid.
+        if not os.environ.get(MULTIPROCESS_ENV):
+            return
+        for path in self._shared_dir.glob(f"{FEEDBACK_PREFIX}*{RING_SUFFIX}"):
+            tag = path.name.removeprefix(FEEDBACK_PREFIX).removesuffix(RING_SUFFIX)
+            if not tag.isdigit() or int(tag) in self._dead_pids or _is_alive(int(tag)):
+                continue
+            multiprocess.mark_process_dead(int(tag))
+            self._dead_pids.add(int(tag))
 
     def _read_new(self, prefix: str) -> list[np.ndarray]:
         batches = []
@@ -316,3 +332,13 @@ class MonitoringService:
         metrics.dataset_drift_share.set(report.dataset_drift_share)
         metrics.drift_window_size.set(report.window_size)
         metrics.drift_last_evaluation.set(time.time())
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
