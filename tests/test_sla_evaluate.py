@@ -9,10 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from sla_backfill import (
     ACCURACY_GAUGE,
     ALERT_ON_OFFSET_S,
@@ -25,13 +27,15 @@ from sla_backfill import (
 )
 
 from driftgate.manifest import PhaseRecord, RunManifest
+from driftgate.processes import free_loopback_port
 from driftgate.prometheus_server import PrometheusServer
 from sla.check import run_check
 from sla.errors import WindowError
 from sla.objectives import parse_sla
-from sla.prometheus import PrometheusSettings
+from sla.prometheus import PrometheusClient, PrometheusSettings
 from sla.report import CheckReport
 from sla.verdicts import ObjectiveResult, Verdict
+from target_service.metrics import latency_buckets_s
 
 QUANTILE_TOLERANCE = 0.10
 LAT = {"job": "lat"}
@@ -550,3 +554,75 @@ def test_an_unknown_phase_lists_the_phases(backfilled: Backfilled) -> None:
     }
     with pytest.raises(WindowError, match="no phase 'drfit'; phases: normal, drift"):
         check(backfilled, "drift", [objective], manifest=manifest)
+
+
+# --- live: a real exporter scraped by a real Prometheus ---
+
+
+def _wait_for(condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+
+
+def test_live_quantiles_from_a_scraped_exporter_match_the_raw_samples(
+    tmp_path: Path,
+) -> None:
+    registry = CollectorRegistry()
+    histogram = Histogram(
+        "inference_latency_seconds",
+        "Model call latency (test exporter).",
+        ["model_version"],
+        buckets=latency_buckets_s(),
+        registry=registry,
+    )
+    child = histogram.labels(model_version="v1")
+    samples_s = np.random.default_rng(42).lognormal(np.log(0.03), 0.6, 4000)
+    port = free_loopback_port()
+    exporter, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        with PrometheusServer(
+            tmp_path / "data", scrape_targets=[f"127.0.0.1:{port}"], scrape_interval_s=1.0
+        ) as prometheus:
+            client = PrometheusClient(PrometheusSettings(url=prometheus.url))
+            scraped = 'count_over_time(up{job="target_service"}[1m])'
+            _wait_for(
+                lambda: any(s.value >= 3 for s in client.instant(scraped, time.time())),
+                30,
+                "three scrapes",
+            )
+            start_s = time.time() - 2.5
+            for value in samples_s:
+                child.observe(float(value))
+            total = "sum(inference_latency_seconds_count)"
+            _wait_for(
+                lambda: any(s.value == len(samples_s) for s in client.instant(total, time.time())),
+                30,
+                "a scrape after the observations",
+            )
+            # A few more scrapes, so the window holds samples on both sides of the jump.
+            time.sleep(3.0)
+            end_s = time.time()
+            exact_p95 = float(np.quantile(samples_s, 0.95))
+            objectives = [
+                {"name": "p95", "kind": "latency", "quantile": "p95", "max": "2s"},
+                {"name": "p99", "kind": "latency", "quantile": "p99", "max": "2s"},
+                {"name": "p95-tight", "kind": "latency", "quantile": "p95", "max": exact_p95 * 0.8},
+            ]
+            sla = parse_sla(
+                {"defaults": {"window": {"start": start_s, "end": end_s}}, "objectives": objectives}
+            )
+            report = run_check(sla, PrometheusSettings(url=prometheus.url))
+            client.close()
+    finally:
+        exporter.shutdown()
+        thread.join(timeout=5)
+
+    p95, p99, tight = report.objectives
+    assert p95.verdict == Verdict.PASS, p95.reason
+    assert p95.value == pytest.approx(exact_p95, rel=QUANTILE_TOLERANCE)
+    assert p99.value == pytest.approx(float(np.quantile(samples_s, 0.99)), rel=QUANTILE_TOLERANCE)
+    assert tight.verdict == Verdict.FAIL
