@@ -59,6 +59,12 @@ class DriftSettings(StrictModel):
     cusum_k_sd: float = Field(
         0.25, gt=0.0, le=2.0, description="CUSUM allowance in reference standard deviations"
     )
+    cusum_mean_tolerance_sd: float = Field(
+        0.03,
+        ge=0.0,
+        le=0.2,
+        description="live-vs-reference mean difference that is not drift, in reference sd",
+    )
     sequential_budget_share: Share = Field(
         0.5, description="share of false_alarm_budget given to the CUSUM; the rest to window tests"
     )
@@ -67,7 +73,7 @@ class DriftSettings(StrictModel):
         2.0,
         gt=0.0,
         le=1000.0,
-        description="effective independent looks per window length (set by bench/drift_detection.py)",
+        description="effectively independent evaluations per window length, measured by the bench",
     )
 
 

@@ -61,8 +61,20 @@ def test_calibrated_threshold_keeps_the_crossing_chance_within_the_target(
     upward, _ = calibration.calibrate_cusum_pair(z_reference, 0.25, target, horizon, rng)
     share = _crossing_share(z_reference, 0.25, upward.threshold, horizon, 2000, seed=3)
 
-    # Within the target (3 binomial standard errors of slack), yet not wastefully below it:
-    # the calibration margin on the allowance alone should not halve the rate.
     standard_error = math.sqrt(target * (1 - target) / 2000)
-    assert share <= target + 3 * standard_error
-    assert share >= target / 4
+    assert share == pytest.approx(target, abs=3 * standard_error)
+
+
+def test_mean_tolerance_covers_live_traffic_that_far_off() -> None:
+    rng = np.random.default_rng(4)
+    raw = rng.normal(size=20_000)
+    z_reference = (raw - raw.mean()) / raw.std()
+    target, horizon, tolerance_sd = 0.1, 4000, 0.05
+
+    upward, _ = calibration.calibrate_cusum_pair(
+        z_reference, 0.25, target, horizon, rng, mean_tolerance_sd=tolerance_sd
+    )
+    share = _crossing_share(z_reference + tolerance_sd, 0.25, upward.threshold, horizon, 2000, 5)
+
+    standard_error = math.sqrt(target * (1 - target) / 2000)
+    assert share == pytest.approx(target, abs=3 * standard_error)

@@ -44,22 +44,35 @@ def test_ks_pvalue_is_vectorised_over_features() -> None:
     assert p_values.tolist() == pytest.approx(single)
 
 
-def test_chi_square_matches_scipy_contingency_and_drops_empty_categories() -> None:
+def test_g_test_matches_scipy_contingency_and_drops_empty_categories() -> None:
     reference = np.array([120.0, 60.0, 0.0, 20.0])
     window = np.array([30.0, 25.0, 0.0, 5.0])
 
-    statistic, p_value = stats.chi_square_counts(reference, window)
+    statistic, p_value = stats.g_test_counts(reference, window)
 
     expected = scipy_stats.chi2_contingency(
-        np.array([[120, 60, 20], [30, 25, 5]]), correction=False
+        np.array([[120, 60, 20], [30, 25, 5]]), correction=False, lambda_="log-likelihood"
     )
     assert statistic == pytest.approx(expected.statistic)
     assert p_value == pytest.approx(expected.pvalue)
 
 
-def test_chi_square_with_an_empty_window_or_one_category_is_no_evidence() -> None:
-    assert stats.chi_square_counts(np.array([5.0, 5.0]), np.zeros(2)) == (0.0, 1.0)
-    assert stats.chi_square_counts(np.array([5.0, 0.0]), np.array([3.0, 0.0])) == (0.0, 1.0)
+def test_g_test_with_a_category_empty_in_the_window_matches_scipy() -> None:
+    reference = np.array([50.0, 30.0, 20.0])
+    window = np.array([12.0, 8.0, 0.0])
+
+    statistic, p_value = stats.g_test_counts(reference, window)
+
+    expected = scipy_stats.chi2_contingency(
+        np.vstack([reference, window]), correction=False, lambda_="log-likelihood"
+    )
+    assert statistic == pytest.approx(expected.statistic)
+    assert p_value == pytest.approx(expected.pvalue)
+
+
+def test_g_test_with_an_empty_window_or_one_category_is_no_evidence() -> None:
+    assert stats.g_test_counts(np.array([5.0, 5.0]), np.zeros(2)) == (0.0, 1.0)
+    assert stats.g_test_counts(np.array([5.0, 0.0]), np.array([3.0, 0.0])) == (0.0, 1.0)
 
 
 def test_psi_by_hand_with_an_empty_window_bin() -> None:

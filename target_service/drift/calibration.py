@@ -22,8 +22,11 @@ How far off it can be: the anchor share has a binomial standard error of about 1
 (relative 6 %), which moves ``h`` by about 0.06 / theta (under 0.2 sd for the features here);
 the exponential tail law is asymptotic and is checked end to end by bench/drift_detection.py.
 Live traffic is never exactly the reference: its mean differs by sampling error even without
-drift. The CUSUM allowance is therefore calibrated ``REFERENCE_MARGIN_SE`` standard errors of the
-reference mean smaller than the one in use, which makes the threshold conservative.
+drift (the reference is a sample; so is the replayed traffic). A CUSUM is sensitive to that: a
+mean off by 0.025 sd multiplies the false alarms of one side by about 3 at the thresholds used
+here. The threshold is therefore calibrated for steps whose mean is ``mean_tolerance_sd`` less
+negative than the nominal -k, i.e. for live traffic that far off the reference in the worse
+direction; traffic closer to the reference alarms less often than the target.
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ CALIBRATION_PATHS = 1000
 CALIBRATION_STEPS = 1000
 CALIBRATION_CHUNK_PATHS = 100
 ANCHOR_EXCEEDANCE = 0.2
-REFERENCE_MARGIN_SE = 3.0
 NO_NULL_CROSSING_THRESHOLD = 1.0
 """Threshold used when no reference step is positive: the CUSUM then stays at 0 without drift,
 so any positive threshold has no false alarm, and a small one reacts fastest."""
@@ -57,11 +59,6 @@ class CusumCalibration:
     tail_rate: float
     anchor_threshold: float
     anchor_exceedance: float
-
-
-def reference_margin_sd(n_reference: int) -> float:
-    """How much the allowance is reduced during calibration, in standard deviations."""
-    return REFERENCE_MARGIN_SE / math.sqrt(max(n_reference, 1))
 
 
 def adjustment_coefficient(steps: FloatArray) -> float:
@@ -87,16 +84,17 @@ def calibrate_cusum_pair(
     target_probability: float,
     horizon_steps: int,
     rng: np.random.Generator,
+    mean_tolerance_sd: float = 0.0,
 ) -> tuple[CusumCalibration, CusumCalibration]:
     """Thresholds of the upward and downward CUSUM on standardised reference values.
 
     ``z_reference`` are the reference values standardised by their own mean and standard
     deviation; the CUSUM steps are z - k (upward) and -z - k (downward). Both sides are
-    simulated on the same bootstrap draws.
+    simulated on the same bootstrap draws, as if the live mean were ``mean_tolerance_sd`` off.
     """
-    # The margin never takes more than half the allowance (tiny references), so steps keep a
-    # negative mean and the tail law holds.
-    k_calibration = max(k_sd - reference_margin_sd(z_reference.size), k_sd / 2.0)
+    # The tolerance never takes more than half the allowance, so steps keep a negative mean
+    # and the tail law holds.
+    k_calibration = max(k_sd - mean_tolerance_sd, k_sd / 2.0)
     upward_max, downward_max = _simulated_path_maxima(z_reference, k_calibration, rng)
 
     upward = _anchor(z_reference - k_calibration, upward_max)

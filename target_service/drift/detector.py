@@ -14,17 +14,19 @@ Two detectors watch every numeric feature; a feature is *detected* when either f
   mean shift). Each of the 2 x (numeric features) one-sided CUSUMs gets an equal part of
   ``sequential_budget_share * false_alarm_budget``, and its threshold ``h`` is calibrated at
   start-up by bootstrap from the reference rows (:mod:`target_service.drift.calibration`) so that
-  P(any crossing within ``budget_horizon_requests`` reference-like requests) stays within that
-  part. The statistic is clamped at 2h, so it falls back below h about h / k requests after a
-  drift ends. A crossing anywhere between two evaluations counts at the next evaluation.
+  P(any crossing within ``budget_horizon_requests`` requests) stays within that part, for
+  live traffic whose mean is within ``cusum_mean_tolerance_sd`` of the reference's. The
+  statistic is clamped at 2h, so it falls back below h about h / k requests after a drift
+  ends. A crossing anywhere between two evaluations counts at the next evaluation.
 * **Window test** (per evaluation): the last ``window_size`` values against the reference, with
   two-sample Kolmogorov-Smirnov (``numeric_test="ks"``, default) or PSI on reference-quantile
   bins (``"psi"``). Catches scale and shape changes that a mean CUSUM misses.
 
-Categorical features have the window test only: chi-square of homogeneity between reference and
-window counts of the known categories. A missing value or an unseen category is counted in
-``missing_or_unseen_share`` and left out of the test; it never raises an alarm by itself (gate on
-the ``feature_missing_share`` metric for that).
+Categorical features have the window test only: the likelihood-ratio chi-square test (G-test)
+of homogeneity between reference and window counts of the known categories (Pearson's X^2 gives
+far too small p-values for rare categories in the tails where alarms are decided). A missing
+value or an unseen category is counted in ``missing_or_unseen_share`` and left out of the test;
+it never raises an alarm by itself (gate on the ``feature_missing_share`` metric for that).
 
 The window tests of all features share the other part of the budget: Holm's correction across
 features at a per-evaluation family alpha of
@@ -80,7 +82,7 @@ class FeatureDrift:
     distance). ``p_value``: the window test's p-value before correction. ``detected``: the window
     test (after correction) or the CUSUM fired. ``missing_or_unseen_share``: share of the window
     that is missing (or, for categorical features, an unseen category). ``test``: "ks", "psi" or
-    "chi_square". ``sequential_score``: the CUSUM's largest value since the previous evaluation
+    "g_test". ``sequential_score``: the CUSUM's largest value since the previous evaluation
     over its threshold (>= 1 means it fired; 0 for categorical features).
     """
 
@@ -226,7 +228,7 @@ class DriftDetector:
         scores = np.zeros(n_features)
         p_values = np.ones(n_features)
         n_valid = np.zeros(n_features)
-        tests = ["chi_square"] * n_features
+        tests = ["g_test"] * n_features
 
         self._numeric_window_tests(window, scores, p_values, n_valid, tests)
         self._categorical_window_tests(window, scores, p_values, n_valid)
@@ -278,6 +280,7 @@ class DriftDetector:
                 stream_budget,
                 settings.budget_horizon_requests,
                 rng,
+                settings.cusum_mean_tolerance_sd,
             )
             thresholds[i] = upward.threshold
             thresholds[n_numeric + i] = downward.threshold
@@ -367,7 +370,7 @@ class DriftDetector:
             counts = np.bincount(known, minlength=ref.counts.size).astype(float)
             n_valid[ref.column] = known.size
             scores[ref.column] = stats.total_variation(ref.counts, counts)
-            p_values[ref.column] = stats.chi_square_counts(ref.counts, counts)[1]
+            p_values[ref.column] = stats.g_test_counts(ref.counts, counts)[1]
 
     def _missing_shares(self, window: FloatArray) -> FloatArray:
         if window.shape[0] == 0:

@@ -10,7 +10,8 @@ ks_statistic         Kolmogorov-Smirnov D in [0, 1]                  ``ks_pvalue
                                                                      ``ks_2samp(method="asymp")``)
 psi                  population stability index, >= 0               ``psi_pvalue`` (approximate
                                                                      chi-square, see there)
-chi_square_counts    chi-square of homogeneity of two count rows     exact chi-square tail
+g_test_counts        likelihood-ratio chi-square (G) of two count    chi-square tail
+                     rows
 total_variation      total-variation distance in [0, 1]              (none; the score of a
                                                                      categorical feature)
 ===================  ==============================================  ==========================
@@ -135,13 +136,15 @@ def psi_pvalue(psi_value: float, n_window: int, n_reference: int, n_bins: int) -
     return float(stats.chi2.sf(psi_value * effective_n, n_bins - 1))
 
 
-def chi_square_counts(
-    reference_counts: FloatArray, window_counts: FloatArray
-) -> tuple[float, float]:
-    """Chi-square test of homogeneity of two count rows (no continuity correction).
+def g_test_counts(reference_counts: FloatArray, window_counts: FloatArray) -> tuple[float, float]:
+    """Likelihood-ratio chi-square test (G-test) of homogeneity of two count rows.
 
-    Categories empty in both rows are dropped, so the result equals
-    ``scipy.stats.chi2_contingency(table, correction=False)`` on the remaining columns.
+    G = 2 * sum(observed * ln(observed / expected)) over the 2 x k table, against chi-square
+    with k - 1 degrees of freedom; the same as ``scipy.stats.chi2_contingency(table,
+    correction=False, lambda_="log-likelihood")`` on the categories that are not empty in both
+    rows. Chosen over Pearson's X^2 because the drift monitor acts on far tails (p ~ 1e-5):
+    with a rare category (a few expected values per window), Pearson's p-values there are
+    10 to 20 times too small, G's close to right (measured in bench/drift_detection.py).
     Returns (statistic, p-value); (0.0, 1.0) when fewer than two categories or an empty row remain.
     """
     keep = (reference_counts + window_counts) > 0
@@ -151,7 +154,9 @@ def chi_square_counts(
         return 0.0, 1.0
 
     expected = np.outer(row_totals, table.sum(axis=0)) / table.sum()
-    statistic = float(np.sum((table - expected) ** 2 / expected))
+    observed = table > 0
+    statistic = float(2.0 * np.sum(table[observed] * np.log(table[observed] / expected[observed])))
+    statistic = max(statistic, 0.0)
     degrees_of_freedom = table.shape[1] - 1
     return statistic, float(stats.chi2.sf(statistic, degrees_of_freedom))
 
