@@ -196,7 +196,13 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     async def readyz() -> JSONResponse:
         if state.models is None:
             return JSONResponse({"status": "loading"}, status_code=503)
-        payload = {"status": "ready", "model_versions": sorted(state.models), "pid": os.getpid()}
+        leading = state.instrumentation is not None and state.instrumentation.monitor.is_leader
+        payload = {
+            "status": "ready",
+            "model_versions": sorted(state.models),
+            "pid": os.getpid(),
+            "monitor_leader": leading,
+        }
         return JSONResponse(payload)
 
     errors: dict[int | str, dict[str, Any]] = {

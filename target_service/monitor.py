@@ -89,6 +89,11 @@ class RowRing:
     def append(self, rows: np.ndarray) -> None:
         """Append rows of shape (n, width); only the last ``capacity`` of a huge batch stay."""
         count = int(self._header[COUNT_SLOT])
+        if rows.shape[0] == 1:
+            # The common case, a single record: skip the index arithmetic.
+            self._rows[count % self.capacity] = rows[0]
+            self._header[COUNT_SLOT] = count + 1
+            return
         kept = rows[-self.capacity :]
         first = count + rows.shape[0] - kept.shape[0]
         self._rows[(first + np.arange(kept.shape[0])) % self.capacity] = kept

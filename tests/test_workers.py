@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -191,3 +192,52 @@ def test_two_workers_counts_add_up_and_one_leader_sees_all_rows(two_workers: str
             assert total(samples, "model_accuracy", model_version=version) == pytest.approx(
                 sum(version_correct) / len(version_correct)
             )
+
+
+def find_worker_pids(client: httpx.Client, attempts: int = 300) -> dict[int, bool]:
+    """pid -> leads the monitor, for both workers (fresh connections spread over them)."""
+    workers: dict[int, bool] = {}
+    for _ in range(attempts):
+        answer = client.get("/readyz").json()
+        workers[answer["pid"]] = answer["monitor_leader"]
+        if len(workers) == 2 and any(workers.values()):
+            break
+        time.sleep(0.05)
+    return workers
+
+
+def send_predictions(client: httpx.Client, start: int, stop: int) -> None:
+    for _, row in load_split().holdout.iloc[start:stop].iterrows():
+        record = {spec.name: row[spec.name] for spec in FEATURES}
+        assert client.post("/predict", json=record).status_code == 200
+
+
+def wait_for_window(client: httpx.Client, rows: float) -> dict:
+    deadline = time.monotonic() + 30
+    samples = scrape(client)
+    while time.monotonic() < deadline and total(samples, "drift_window_size") != rows:
+        time.sleep(0.2)
+        samples = scrape(client)
+    return samples
+
+
+def test_another_worker_takes_over_when_the_leader_dies(two_workers: str) -> None:
+    with fresh_connection(two_workers) as client:
+        workers = find_worker_pids(client)
+        send_predictions(client, 0, 40)
+        before = wait_for_window(client, 40)
+        leader = next(pid for pid, leading in workers.items() if leading)
+
+        os.kill(leader, signal.SIGKILL)
+        send_predictions(client, 40, 70)
+        after = wait_for_window(client, 70)
+        takeover = find_worker_pids(client)
+
+    assert len(workers) == 2
+    assert total(before, "drift_window_size") == 40
+    assert total(after, "drift_window_size") == 70
+    new_leaders = [pid for pid, leading in takeover.items() if leading]
+    assert new_leaders and leader not in new_leaders
+    assert total(after, "drift_last_evaluation_timestamp_seconds") > total(
+        before, "drift_last_evaluation_timestamp_seconds"
+    )
