@@ -105,8 +105,15 @@ def latency_figure(
         for threshold in thresholds:
             if quantile in threshold.label:
                 axes.axhline(threshold.value * 1000, color="#cc0000", linestyle="--", linewidth=1)
-                axes.text(0, threshold.value * 1000, f" {threshold.label}", color="#cc0000",
-                          fontsize=8, va="bottom", transform=axes.get_yaxis_transform())
+                axes.text(
+                    0,
+                    threshold.value * 1000,
+                    f" {threshold.label}",
+                    color="#cc0000",
+                    fontsize=8,
+                    va="bottom",
+                    transform=axes.get_yaxis_transform(),
+                )
     axes_list[0].set_title("Inference latency per model version (server side)")
     return Figure("Latency", _finish(figure, list(axes_list)))
 

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import httpx
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-
-@dataclass(frozen=True)
-class LoadProgress:
-    """One progress report from the load generator (client-side figures)."""
-
-    phase: str
-    phase_left_s: float
-    run_left_s: float
-    users: int
-    requests_per_s: float
-    p95_s: float | None
-    error_ratio: float
+from loadtests.runner import LoadProgress
 
 
 def query_drift_share(prometheus_url: str) -> float | None:

@@ -30,6 +30,7 @@ INSTALL_HINT = (
     "or name the binary with --prometheus-binary"
 )
 READY_TIMEOUT_S = 30.0
+FIRST_SCRAPE_TIMEOUT_S = 30.0
 
 
 def find_prometheus_binary(binary: str | Path | None = None) -> Path:
@@ -134,6 +135,35 @@ class PrometheusServer:
             return httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def wait_for_first_scrape(self, timeout_s: float = FIRST_SCRAPE_TIMEOUT_S) -> None:
+        """Wait until every scrape target has been scraped successfully once.
+
+        Prometheus hands new targets to its scrapers on a 5 s tick, so the first scrape comes
+        up to ~5 s after start; load sent before it would fall in a scrape gap.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                raise PrometheusError(
+                    f"Prometheus exited while waiting for its first scrape; last lines of "
+                    f"{self._log_path}:\n{self.log_tail()}"
+                )
+            if self._all_targets_up():
+                return
+            time.sleep(0.2)
+        raise PrometheusError(
+            f"Prometheus did not scrape its targets successfully within {timeout_s:.0f}s; "
+            f"see {self.url}/targets and {self._log_path}"
+        )
+
+    def _all_targets_up(self) -> bool:
+        try:
+            response = httpx.get(f"{self.url}/api/v1/targets", timeout=1.0)
+            targets = response.json()["data"]["activeTargets"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False
+        return bool(targets) and all(target.get("health") == "up" for target in targets)
 
     def is_running(self) -> bool:
         return self._process is not None and self._process.is_running()

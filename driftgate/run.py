@@ -25,10 +25,28 @@ from pathlib import Path
 
 from rich.console import Console
 
-from driftgate.errors import PrometheusError, RunError
+from driftgate.errors import DriftgateError, PrometheusError, RunError
+from driftgate.html_report import render_report, write_report
+from driftgate.manifest import MANIFEST_FILENAME, RunManifest
+from driftgate.plots import (
+    champion_challenger_figure,
+    drift_figure,
+    latency_figure,
+    model_figure,
+    traffic_figure,
+)
+from driftgate.progress import ProgressPanel
 from driftgate.prometheus_server import PrometheusServer
+from driftgate.report_views import detection_of, latency_thresholds, verdict_row
+from driftgate.scenario import Scenario, load_scenario
 from driftgate.service_process import ReferenceServiceProcess
 from driftgate.stages import StageTimer
+from driftgate.timeseries import fetch_series, save_csv
+from loadtests.runner import LoadProgress, run_load
+from sla.check import exit_code, run_check
+from sla.objectives import SlaFile, parse_sla
+from sla.prometheus import PrometheusClient, PrometheusSettings
+from sla.report import CheckReport, render_table
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +55,8 @@ CI_RULES_FILE = REPO_ROOT / "prometheus" / "rules" / "driftgate-ci.yml"
 SCRAPE_INTERVAL_S = 1.0
 # After the last request: one more scrape, then one more rule evaluation, with a margin.
 FINAL_SCRAPE_WAIT_S = 3 * SCRAPE_INTERVAL_S
+# Plots start a little before the first request and end a little after the last.
+REPORT_MARGIN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +135,7 @@ class ScenarioRun:
             log_path=run_dir / "logs" / "prometheus.log",
         )
         self.prometheus.start()
+        self.prometheus.wait_for_first_scrape()
         self.prometheus_url = self.prometheus.url
         return self.prometheus.url
 
@@ -122,3 +143,126 @@ class ScenarioRun:
 def wait_for_final_scrape() -> None:
     """Give Prometheus one more scrape and rule evaluation after the last request."""
     time.sleep(FINAL_SCRAPE_WAIT_S)
+
+
+def run_scenario(options: RunOptions, console: Console) -> int:
+    """Run the scenario end to end and return the gate's exit code.
+
+    Raises RunError when the run itself fails (the run folder keeps what was measured),
+    ScenarioError or SlaError for bad input found before anything starts.
+    """
+    timer = StageTimer()
+    with timer.stage("validate"):
+        scenario = load_scenario(options.scenario_path)
+        sla_file = objectives_of(scenario)
+        run_dir = make_run_dir(options.runs_root, scenario.name)
+    console.print(f"driftgate: scenario {scenario.name!r}, run folder {run_dir}")
+
+    run = ScenarioRun(options, console)
+    try:
+        manifest = _measure(run, scenario, run_dir, timer)
+        with timer.stage("check"):
+            report = run_check(
+                sla_file,
+                PrometheusSettings(url=run.prometheus_url or ""),
+                manifest,
+                out_dir=run_dir,
+            )
+        with timer.stage("report"):
+            _write_html_report(run, scenario.name, manifest, sla_file, report, run_dir, timer)
+    except (RunError, KeyboardInterrupt):
+        _salvage(run, run_dir, console)
+        raise
+    finally:
+        run.stop_children()
+
+    render_table(report, console)
+    timer.print(console)
+    console.print(f"driftgate: report {run_dir / 'report.html'}")
+    return exit_code(report)
+
+
+def objectives_of(scenario: Scenario) -> SlaFile:
+    """The scenario's objectives as an SLA file, validated before anything starts."""
+    source = str(scenario.source_path or scenario.name)
+    return parse_sla({"objectives": scenario.objectives}, source)
+
+
+def _measure(run: ScenarioRun, scenario: Scenario, run_dir: Path, timer: StageTimer) -> RunManifest:
+    """Start the service and Prometheus, drive the load, wait for the final scrape."""
+    with timer.stage("start service"):
+        target_url = run.start_service(scenario.target, run_dir)
+    with timer.stage("start prometheus"):
+        prometheus_url = run.start_prometheus(target_url, run_dir)
+
+    with timer.stage("load"), ProgressPanel(run.console, prometheus_url) as panel:
+
+        def on_progress(progress: LoadProgress) -> None:
+            run.check_children_alive()
+            panel.update(progress)
+
+        manifest = run_load(scenario, target_url, run_dir, run.options.locust_workers, on_progress)
+
+    with timer.stage("final scrape"):
+        wait_for_final_scrape()
+        run.check_children_alive()
+    return manifest
+
+
+def _report_window(manifest: RunManifest) -> tuple[float, float]:
+    return manifest.started_s - REPORT_MARGIN_S, manifest.ended_s + REPORT_MARGIN_S
+
+
+def _write_html_report(
+    run: ScenarioRun,
+    title: str,
+    manifest: RunManifest,
+    sla_file: SlaFile,
+    report: CheckReport,
+    run_dir: Path,
+    timer: StageTimer,
+) -> None:
+    """Fetch the plotted series, save them as CSV, and write report.html."""
+    client = PrometheusClient(PrometheusSettings(url=run.prometheus_url or ""))
+    try:
+        tables = fetch_series(client, *_report_window(manifest))
+    finally:
+        client.close()
+    save_csv(tables, run_dir / "series")
+
+    figures = [
+        latency_figure(tables, manifest, latency_thresholds(sla_file)),
+        traffic_figure(tables, manifest),
+        drift_figure(tables, manifest, detection_of(sla_file, report, manifest)),
+        model_figure(tables, manifest),
+        champion_challenger_figure(tables),
+    ]
+    rows = [verdict_row(result) for result in report.objectives]
+    # The stage table in the page covers everything up to the report itself.
+    page = render_report(
+        f"driftgate run: {title}",
+        report.verdict.value,
+        rows,
+        figures,
+        report.notes,
+        dict(timer.durations_s),
+    )
+    write_report(run_dir / "report.html", page)
+
+
+def _salvage(run: ScenarioRun, run_dir: Path, console: Console) -> None:
+    """After a fault: keep the series Prometheus holds so far, if it still answers."""
+    manifest_path = run_dir / MANIFEST_FILENAME
+    if run.prometheus is None or not run.prometheus.is_running() or not manifest_path.exists():
+        console.print(f"driftgate: what was measured is in {run_dir}")
+        return
+    try:
+        manifest = RunManifest.load(manifest_path)
+        client = PrometheusClient(PrometheusSettings(url=run.prometheus.url))
+        try:
+            save_csv(fetch_series(client, *_report_window(manifest)), run_dir / "series")
+        finally:
+            client.close()
+    except DriftgateError as error:
+        logger.warning("could not save the series after the fault: %s", error)
+    console.print(f"driftgate: what was measured is in {run_dir} (manifest, series, logs)")

@@ -8,11 +8,13 @@ over about 5 s, and a spike shorter than that shows lower than it was.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from sla.errors import PrometheusAccessError
+from sla.prometheus import PrometheusClient, Series
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +58,6 @@ SERIES: dict[str, tuple[str, str | None]] = {
     ),
 }
 
-RangeQuery = Callable[[str, float, float, float], list[dict]]
-"""(promql, start_s, end_s, step_s) -> Prometheus's ``result`` list of a range query."""
-
 
 @dataclass(frozen=True)
 class SeriesTable:
@@ -69,27 +68,35 @@ class SeriesTable:
     frame: pd.DataFrame
 
 
-def result_to_frame(result: list[dict], curve_label: str | None) -> pd.DataFrame:
-    """Prometheus's matrix result as a wide table indexed by UTC epoch seconds."""
+def series_to_frame(result: list[Series], curve_label: str | None) -> pd.DataFrame:
+    """A range query's series as a wide table indexed by UTC epoch seconds."""
     columns: dict[str, pd.Series] = {}
     for series in result:
-        name = series["metric"].get(curve_label, "value") if curve_label else "value"
-        times = [float(point[0]) for point in series["values"]]
-        values = pd.to_numeric([point[1] for point in series["values"]], errors="coerce")
+        name = series.labels.get(curve_label, "value") if curve_label else "value"
+        times = [point[0] for point in series.points]
+        values = [point[1] for point in series.points]
         columns[name] = pd.Series(values, index=times, dtype=float)
-    frame = pd.DataFrame(columns).sort_index()
+    frame = pd.DataFrame(columns, dtype=float).sort_index()
     frame.index.name = "time_s"
     return frame
 
 
 def fetch_series(
-    range_query: RangeQuery, start_s: float, end_s: float, step_s: float = 1.0
+    client: PrometheusClient, start_s: float, end_s: float, step_s: float = 1.0
 ) -> list[SeriesTable]:
-    """Every report series over ``[start_s, end_s]``; a failed query yields an empty table."""
+    """Every report series over ``[start_s, end_s]``.
+
+    A query that fails is logged and yields an empty table, which the figure shows as
+    "no data": a report with a gap is more use than no report.
+    """
     tables = []
     for name, (promql, curve_label) in SERIES.items():
-        result = range_query(promql, start_s, end_s, step_s)
-        tables.append(SeriesTable(name, promql, result_to_frame(result, curve_label)))
+        try:
+            result = client.range(promql, start_s, end_s, step_s)
+        except PrometheusAccessError as error:
+            logger.warning("series=%s not fetched: %s", name, error)
+            result = []
+        tables.append(SeriesTable(name, promql, series_to_frame(result, curve_label)))
     return tables
 
 

@@ -22,19 +22,21 @@ from driftgate.plots import (
     model_figure,
     traffic_figure,
 )
-from driftgate.timeseries import SERIES, SeriesTable, result_to_frame
+from driftgate.timeseries import SERIES, SeriesTable, series_to_frame
+from sla.prometheus import Series
 
 RUN_START_S = 1_800_000_000.0
 
 
-def _matrix(label: str | None, curves: dict[str, list[float]]) -> list[dict]:
-    """A Prometheus range-query ``result`` with one series per curve, 1 s apart."""
-    result = []
-    for name, values in curves.items():
-        metric = {label: name} if label else {}
-        points = [[RUN_START_S + i, str(v)] for i, v in enumerate(values)]
-        result.append({"metric": metric, "values": points})
-    return result
+def _matrix(label: str | None, curves: dict[str, list[float]]) -> list[Series]:
+    """A range query's result with one series per curve, 1 s apart."""
+    return [
+        Series(
+            labels={label: name} if label else {},
+            points=[(RUN_START_S + i, v) for i, v in enumerate(values)],
+        )
+        for name, values in curves.items()
+    ]
 
 
 def _tables() -> list[SeriesTable]:
@@ -60,25 +62,42 @@ def _tables() -> list[SeriesTable]:
         }
         if name == "dataset_drift_share":
             values["value"] = [0.0] * 35 + [3 / 7] * 25
-        tables.append(SeriesTable(name, promql, result_to_frame(_matrix(label, values), label)))
+        tables.append(SeriesTable(name, promql, series_to_frame(_matrix(label, values), label)))
     return tables
 
 
 def _manifest() -> RunManifest:
     phases = [
-        PhaseRecord(name="warm-up", start_s=RUN_START_S, end_s=RUN_START_S + 30, users=5,
-                    spawn_rate=5, traffic={"kind": "normal"}),
-        PhaseRecord(name="drift", start_s=RUN_START_S + 30, end_s=RUN_START_S + 60, users=5,
-                    spawn_rate=5, traffic={"kind": "mean_shift", "size": 1.0}),
+        PhaseRecord(
+            name="warm-up",
+            start_s=RUN_START_S,
+            end_s=RUN_START_S + 30,
+            users=5,
+            spawn_rate=5,
+            traffic={"kind": "normal"},
+        ),
+        PhaseRecord(
+            name="drift",
+            start_s=RUN_START_S + 30,
+            end_s=RUN_START_S + 60,
+            users=5,
+            spawn_rate=5,
+            traffic={"kind": "mean_shift", "size": 1.0},
+        ),
     ]
-    return RunManifest(scenario="demo", target_url="http://127.0.0.1:1", started_s=RUN_START_S,
-                       ended_s=RUN_START_S + 60, phases=phases)
+    return RunManifest(
+        scenario="demo",
+        target_url="http://127.0.0.1:1",
+        started_s=RUN_START_S,
+        ended_s=RUN_START_S + 60,
+        phases=phases,
+    )
 
 
-def test_result_to_frame_keeps_every_curve_and_point() -> None:
+def test_series_to_frame_keeps_every_curve_and_point() -> None:
     result = _matrix("model_version", {"v1": [1.0, 2.0], "v2": [3.0, float("nan")]})
 
-    frame = result_to_frame(result, "model_version")
+    frame = series_to_frame(result, "model_version")
 
     assert list(frame.columns) == ["v1", "v2"]
     assert frame.index.tolist() == [RUN_START_S, RUN_START_S + 1]
@@ -97,13 +116,26 @@ def _build_report(path: Path) -> str:
         champion_challenger_figure(tables),
     ]
     rows = [
-        VerdictRow("drift detected", "pass", "5.0 s", "<= 30 s", "detected 5.0 s after start",
-                   "max(dataset_drift_share) > 0"),
-        VerdictRow("v2 p95 latency", "fail", "11 ms", "<= 10 ms", "p95 above its objective",
-                   "histogram_quantile(...)"),
+        VerdictRow(
+            "drift detected",
+            "pass",
+            "5.0 s",
+            "<= 30 s",
+            "detected 5.0 s after start",
+            "max(dataset_drift_share) > 0",
+        ),
+        VerdictRow(
+            "v2 p95 latency",
+            "fail",
+            "11 ms",
+            "<= 10 ms",
+            "p95 above its objective",
+            "histogram_quantile(...)",
+        ),
     ]
-    html_text = render_report("driftgate run: demo", "fail", rows, figures, ["a note"],
-                              {"load": 60.0, "check": 1.0})
+    html_text = render_report(
+        "driftgate run: demo", "fail", rows, figures, ["a note"], {"load": 60.0, "check": 1.0}
+    )
     write_report(path, html_text)
     return html_text
 
@@ -126,11 +158,24 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     screenshot = tmp_path / "report.png"
 
     subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         f"--screenshot={screenshot}", "--window-size=1200,2400", report.as_uri()],
-        check=True, capture_output=True, timeout=120,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={screenshot}",
+            "--window-size=1200,2400",
+            report.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
 
     image = Image.open(screenshot).convert("RGB")

@@ -1,0 +1,48 @@
+"""What the HTML report shows of a check: verdict rows, threshold lines, the detection mark."""
+
+from __future__ import annotations
+
+from driftgate.html_report import VerdictRow
+from driftgate.manifest import ManifestError, RunManifest
+from driftgate.plots import Detection, Threshold
+from sla.evaluate import format_value, quantile_name
+from sla.objectives import DriftDetectedObjective, LatencyObjective, SlaFile
+from sla.report import CheckReport
+from sla.verdicts import ObjectiveResult, Verdict
+
+
+def verdict_row(result: ObjectiveResult) -> VerdictRow:
+    return VerdictRow(
+        name=result.name,
+        verdict=result.verdict.value,
+        measured=format_value(result.value, result.unit),
+        threshold=result.threshold,
+        reason=result.reason,
+        promql="\n".join(result.queries),
+    )
+
+
+def latency_thresholds(sla_file: SlaFile) -> list[Threshold]:
+    """A dashed line per latency objective with an upper bound, labelled with its quantile."""
+    return [
+        Threshold(f"{objective.name} ({quantile_name(objective.quantile)})", objective.max)
+        for objective in sla_file.objectives
+        if isinstance(objective, LatencyObjective) and objective.max is not None
+    ]
+
+
+def detection_of(sla_file: SlaFile, report: CheckReport, manifest: RunManifest) -> Detection | None:
+    """The first drift-detected objective: when its phase began and the delay measured."""
+    results = {result.name: result for result in report.objectives}
+    for objective in sla_file.objectives:
+        if not isinstance(objective, DriftDetectedObjective):
+            continue
+        try:
+            injected_at_s = manifest.phase(objective.phase).start_s
+        except ManifestError:
+            return None
+        result = results.get(objective.name)
+        if result is None or result.verdict == Verdict.INCONCLUSIVE:
+            return None
+        return Detection(injected_at_s, result.value)
+    return None
