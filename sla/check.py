@@ -31,6 +31,7 @@ from sla.errors import (
 )
 from sla.evaluate import Evaluator, format_value
 from sla.objectives import (
+    CheckDefaults,
     LatencyMeasure,
     SlaFile,
     WindowSpec,
@@ -114,14 +115,18 @@ def run_check(
     baseline_report: Path | None = None,
     out_dir: Path | None = None,
     now_s: float | None = None,
+    defaults: CheckDefaults | None = None,
 ) -> CheckReport:
     """Evaluate every objective and return the report (written to ``out_dir`` if given).
 
-    ``sla`` is an SLA file path, a parsed SlaFile, or a list of objectives (a scenario's).
-    Raises SlaError (usage: bad SLA, window, manifest or baseline); never for Prometheus
-    trouble, which makes objectives inconclusive instead.
+    ``sla`` is an SLA file path, a parsed SlaFile, or a list of objectives (a scenario's);
+    ``defaults``, if given, replaces the SLA file's ``defaults`` section. Raises SlaError
+    (usage: bad SLA, window, manifest or baseline); never for Prometheus trouble, which makes
+    objectives inconclusive instead.
     """
     sla_file, source = _as_sla_file(sla)
+    if defaults is not None:
+        sla_file = sla_file.model_copy(update={"defaults": defaults})
     run_manifest = _as_manifest(manifest)
     baseline = CheckReport.load(baseline_report) if baseline_report is not None else None
     now_s = time.time() if now_s is None else now_s
