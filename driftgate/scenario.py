@@ -52,6 +52,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -59,6 +60,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from driftgate.durations import DurationS, format_duration
 from driftgate.errors import ScenarioError
+from sla.objectives import OBJECTIVE_KINDS, Objective, check_objective_set
 from target_service.config import ServiceSettings
 from target_service.dataset import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
@@ -437,6 +439,28 @@ class Target(StrictModel):
         return self
 
 
+# The objective models accept shorthands ("250ms", "phase:drift") that their generated
+# schema does not show, so editors get the outline here and the checker's models validate.
+ObjectiveList = Annotated[
+    list[Objective],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "kind"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "kind": {"enum": list(OBJECTIVE_KINDS)},
+                    "severity": {"enum": ["fail", "warn"]},
+                },
+            },
+            "description": "the SLA checker's objectives (see docs/sla.md)",
+        }
+    ),
+]
+
+
 class Scenario(StrictModel):
     """One experiment: target, load phases with their traffic, feedback, and objectives."""
 
@@ -448,11 +472,24 @@ class Scenario(StrictModel):
     target: Target
     load: Load
     feedback: Feedback = Field(default_factory=Feedback)
-    objectives: list[dict[str, Any]] = Field(
+    objectives: ObjectiveList = Field(
         default_factory=list, description="the SLA checker's objectives (see docs/sla.md)"
     )
 
     _source_path: Path | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _objectives_name_known_phases(self) -> Scenario:
+        check_objective_set(self.objectives)
+        names = [phase.name for phase in self.load.phases]
+        for index, objective in enumerate(self.objectives):
+            for field, phase in _phases_named_by(objective):
+                if phase not in names:
+                    raise ValueError(
+                        f"objectives[{index}].{field}: no phase {phase!r} in load.phases; "
+                        f"phases: {', '.join(names)}"
+                    )
+        return self
 
     @property
     def source_path(self) -> Path | None:
@@ -462,6 +499,19 @@ class Scenario(StrictModel):
     @property
     def duration_s(self) -> float:
         return self.load.duration_s
+
+
+def _phases_named_by(objective: Any) -> list[tuple[str, str]]:
+    """``(field, phase name)`` for every phase an objective refers to."""
+    named = []
+    window = getattr(objective, "window", None)
+    if window is not None and window.phase is not None:
+        named.append(("window", window.phase))
+    if isinstance(getattr(objective, "phase", None), str):
+        named.append(("phase", objective.phase))
+    for phase in getattr(objective, "phases", None) or []:
+        named.append(("phases", phase))
+    return named
 
 
 def describe_error(error: ValidationError, source: str) -> str:
@@ -479,7 +529,8 @@ def describe_error(error: ValidationError, source: str) -> str:
         shown = f", got {_show(value)}"
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{source}: {path}: {message}{shown}{suffix}"
+    where = f"{source}: " if path == "(top level)" else f"{source}: {path}: "
+    return f"{where}{message}{shown}{suffix}"
 
 
 def _expected(detail: Any) -> str:
@@ -530,13 +581,19 @@ def _model_in(annotation: Any) -> Any:
 _UNION_BRANCHES = ("list[str]", "RandomFeatures", "function-before[_traffic_shorthand()]")
 
 
+def _is_union_tag(previous: int | str | None, part: str) -> bool:
+    if previous == "traffic" and part in DRIFT_KINDS:
+        return True
+    return part in _UNION_BRANCHES or (isinstance(previous, int) and part in OBJECTIVE_KINDS)
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for index, part in enumerate(loc):
         previous = loc[index - 1] if index else None
         if isinstance(part, int):
             parts.append(f"[{part}]")
-        elif (previous == "traffic" and part in DRIFT_KINDS) or part in _UNION_BRANCHES:
+        elif _is_union_tag(previous, part):
             continue
         else:
             parts.append(f".{part}" if parts else str(part))

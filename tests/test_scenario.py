@@ -78,7 +78,6 @@ def test_shipped_scenario_is_valid_and_documented(path: Path):
     assert "# What it proves:" in text
     assert "# Expected result:" in text
     assert "# Load:" in text
-    assert scenario.objectives == []
     assert all(phase.users <= 30 for phase in scenario.load.phases)
 
 
@@ -184,6 +183,39 @@ def test_bad_scenario_is_one_line_naming_the_field(
 ):
     assert old in MINIMAL
     assert error_for(tmp_path, MINIMAL.replace(old, new, 1)).startswith(expected)
+
+
+OBJECTIVES = """\
+objectives:
+  - {name: fast, kind: latency, quantile: p95, max: 50ms, window: "phase:warmup"}
+  - name: caught
+    kind: drift_detected
+    signal: {metric: feature_drift_detected, above: 0, labels: {feature: chronic_diseases}}
+    phase: drift
+    within: 30s
+"""
+
+
+def test_objectives_are_the_sla_checkers_models(tmp_path: Path):
+    from sla.objectives import DriftDetectedObjective, LatencyObjective
+
+    scenario = load_scenario(write(tmp_path, MINIMAL + OBJECTIVES))
+
+    latency, drift = scenario.objectives
+    assert isinstance(latency, LatencyObjective)
+    assert latency.max == pytest.approx(0.05)
+    assert isinstance(drift, DriftDetectedObjective)
+
+
+def test_objectives_must_name_phases_of_the_scenario(tmp_path: Path):
+    text = MINIMAL + OBJECTIVES.replace("phase: drift", "phase: drfit")
+    assert error_for(tmp_path, text) == (
+        "objectives[1].phase: no phase 'drfit' in load.phases; phases: warmup, drift"
+    )
+    text = MINIMAL + OBJECTIVES.replace("max: 50ms", "max: fast")
+    assert error_for(tmp_path, text).startswith("objectives[0].max: expected a duration")
+    text = MINIMAL + OBJECTIVES.replace("name: caught", "name: fast")
+    assert "used twice" in error_for(tmp_path, text)
 
 
 def test_categorical_drift_refuses_a_numeric_feature(tmp_path: Path):
