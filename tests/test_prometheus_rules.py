@@ -10,17 +10,23 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from driftgate.prometheus_server import PrometheusServer
+from driftgate.service_process import ReferenceServiceProcess
 from prometheus import generate_rules
 from prometheus.promql import exposed_series_names, metric_names
-from target_service.config import MODEL_VERSIONS
-from target_service.dataset import CLASSES, FEATURES
+from target_service.config import MODEL_VERSIONS, ServiceSettings
+from target_service.dataset import CLASSES, FEATURES, load_split
 from target_service.metrics import ServiceMetrics
 
 PROMETHEUS_DIR = Path(generate_rules.__file__).parent
@@ -225,3 +231,90 @@ def test_metric_names_reads_selectors_and_skips_functions_labels_and_durations()
     )
 
     assert metric_names(expr) == {"a_bucket", "b:c:d", "c_total"}
+
+
+NORMAL_PHASE_S = 15.0
+DRIFT_PHASE_S = 20.0
+BATCH_SIZE = 20
+BATCH_PAUSE_S = 0.1
+SHIFT_SD = 1.5
+SHIFTED_FEATURES = ("chronic_diseases", "participation_incentive_log")
+
+
+def drifted(records: list[dict[str, Any]], train: pd.DataFrame) -> list[dict[str, Any]]:
+    """The records with a mean shift of ``SHIFT_SD`` training SDs in two numeric features."""
+    shifted = []
+    for record in records:
+        copy = dict(record)
+        for name in SHIFTED_FEATURES:
+            copy[name] = record[name] + SHIFT_SD * float(train[name].std())
+        shifted.append(copy)
+    return shifted
+
+
+def post_batches(client: httpx.Client, records: list[dict[str, Any]], duration_s: float) -> None:
+    """Batches of ``BATCH_SIZE`` records, cycling through ``records``, for ``duration_s``."""
+    end = time.monotonic() + duration_s
+    start_index = 0
+    while time.monotonic() < end:
+        batch = [records[(start_index + offset) % len(records)] for offset in range(BATCH_SIZE)]
+        client.post("/predict", json={"instances": batch}).raise_for_status()
+        start_index += BATCH_SIZE
+        time.sleep(BATCH_PAUSE_S)
+
+
+def firing_times_s(prometheus_url: str, alert: str, start_s: float, end_s: float) -> list[float]:
+    response = httpx.get(
+        f"{prometheus_url}/api/v1/query_range",
+        params={
+            "query": f'ALERTS{{alertname="{alert}", alertstate="firing"}}',
+            "start": start_s,
+            "end": end_s,
+            "step": "1s",
+        },
+        timeout=10.0,
+    )
+    response.raise_for_status()
+    return [float(t) for series in response.json()["data"]["result"] for t, _ in series["values"]]
+
+
+@pytest.mark.e2e
+def test_ci_rules_fire_the_drift_alert_in_a_drift_phase_only(tmp_path: Path) -> None:
+    split = load_split()
+    records = [
+        {
+            spec.name: row[spec.name] if spec.kind == "categorical" else float(row[spec.name])
+            for spec in FEATURES
+        }
+        # Shuffled: the source rows are grouped by plan, so any slice of them in order drifts.
+        for row in split.holdout.sample(n=1000, random_state=np.random.default_rng(0)).to_dict(
+            "records"
+        )
+    ]
+    service = ReferenceServiceProcess(ServiceSettings.model_validate({}), tmp_path)
+    prometheus = PrometheusServer(
+        tmp_path / "prometheus" / "data",
+        scrape_targets=[f"127.0.0.1:{service.port}"],
+        scrape_interval_s=1.0,
+        rule_files=[generate_rules.rule_file_path("ci")],
+    )
+    try:
+        service.start()
+        prometheus.start()
+        with httpx.Client(base_url=service.url, timeout=10.0) as client:
+            normal_start_s = time.time()
+            post_batches(client, records, NORMAL_PHASE_S)
+            drift_start_s = time.time()
+            post_batches(client, drifted(records, split.train), DRIFT_PHASE_S)
+            drift_end_s = time.time()
+        # Let the last evaluations land before reading the alert's history.
+        time.sleep(2.0)
+        fired_s = firing_times_s(
+            prometheus.url, "FeatureDriftDetected", normal_start_s, drift_end_s
+        )
+    finally:
+        prometheus.stop()
+        service.stop()
+
+    assert fired_s, "FeatureDriftDetected never fired during the drift phase"
+    assert min(fired_s) >= drift_start_s, "FeatureDriftDetected fired during the normal phase"
