@@ -11,6 +11,10 @@ from sla.report import CheckReport
 from sla.verdicts import ObjectiveResult, Verdict
 
 
+# The latency figure plots the model call alone; other latency objectives have no curve there.
+PLOTTED_LATENCY_METRIC = "inference_latency_seconds"
+
+
 def verdict_row(result: ObjectiveResult) -> VerdictRow:
     return VerdictRow(
         name=result.name,
@@ -27,7 +31,9 @@ def latency_thresholds(sla_file: SlaFile) -> list[Threshold]:
     return [
         Threshold(f"{objective.name} ({quantile_name(objective.quantile)})", objective.max)
         for objective in sla_file.objectives
-        if isinstance(objective, LatencyObjective) and objective.max is not None
+        if isinstance(objective, LatencyObjective)
+        and objective.metric == PLOTTED_LATENCY_METRIC
+        and objective.max is not None
     ]
 
 
