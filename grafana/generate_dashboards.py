@@ -30,8 +30,14 @@ from grafana_foundation_sdk.builders import prometheus as prometheus_query
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.common import LegendDisplayMode, ScaleDistribution, StackingMode
+from grafana_foundation_sdk.models.common import (
+    HeatmapCellLayout,
+    LegendDisplayMode,
+    ScaleDistribution,
+    StackingMode,
+)
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, Threshold, ThresholdsMode
+from grafana_foundation_sdk.models.heatmap import HeatmapColorMode, HeatmapColorScale
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from prometheus.generate_rules import DASHBOARD_WINDOW, PROFILES
@@ -277,6 +283,21 @@ def model_health() -> dashboard.Dashboard:
             .datasource(DATASOURCE)
             .span(12)
             .height(8)
+            # The buckets come from Prometheus as they are: Grafana must not re-bucket them.
+            .calculate(False)
+            .color(
+                heatmap.HeatmapColorOptions()
+                .mode(HeatmapColorMode.SCHEME)
+                .scheme("Oranges")
+                .fill("dark-orange")
+                .scale(HeatmapColorScale.EXPONENTIAL)
+                .exponent(0.5)
+                .steps(64)
+            )
+            .rows_frame(heatmap.RowsHeatmapOptions().layout(HeatmapCellLayout.LE))
+            .y_axis(heatmap.YAxisConfig().unit("percentunit").decimals(2))
+            .show_legend()
+            .show_tooltip()
             .targets(
                 _targets(
                     [
