@@ -23,6 +23,11 @@ from driftgate.timeseries import SeriesTable
 
 PHASE_COLOURS = ("#f2f2f2", "#e3ecf7")
 DRIFT_COLOUR = "#fbe3d6"
+THRESHOLD_COLOUR = "#cc0000"
+X_MARGIN_S = 3.0
+# A threshold far above every point would flatten the curves to the axis; past this factor
+# it is written in the corner instead of drawn.
+THRESHOLD_DRAW_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ def _is_drift(traffic: dict[str, object]) -> bool:
 
 
 def _shade_phases(axes: Axes, manifest: RunManifest, origin_s: float) -> None:
+    # Every figure spans the same stretch of time, so they line up when read top to bottom.
+    axes.set_xlim(-X_MARGIN_S, manifest.ended_s - origin_s + X_MARGIN_S)
     for index, phase in enumerate(manifest.phases):
         colour = DRIFT_COLOUR if _is_drift(phase.traffic) else PHASE_COLOURS[index % 2]
         axes.axvspan(phase.start_s - origin_s, phase.end_s - origin_s, color=colour, zorder=0)
@@ -116,6 +123,34 @@ def latency_figure(
                 )
     axes_list[0].set_title("Inference latency per model version (server side)")
     return Figure("Latency", _finish(figure, list(axes_list)))
+
+
+def _draw_threshold(axes: Axes, threshold: Threshold, highest_ms: float) -> None:
+    value_ms = threshold.value * 1000
+    label = f"{threshold.label}: {value_ms:g} ms"
+    if highest_ms > 0 and value_ms > THRESHOLD_DRAW_FACTOR * highest_ms:
+        axes.text(
+            0.99,
+            0.95,
+            f"{label} (far above the curves)",
+            color=THRESHOLD_COLOUR,
+            fontsize=8,
+            ha="right",
+            va="top",
+            transform=axes.transAxes,
+        )
+        return
+    axes.axhline(value_ms, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1)
+    axes.text(
+        0.99,
+        value_ms,
+        label,
+        color=THRESHOLD_COLOUR,
+        fontsize=8,
+        ha="right",
+        va="bottom",
+        transform=axes.get_yaxis_transform(),
+    )
 
 
 def traffic_figure(tables: Sequence[SeriesTable], manifest: RunManifest) -> Figure:

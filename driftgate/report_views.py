@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from driftgate.errors import ManifestError
 from driftgate.html_report import VerdictRow
-from driftgate.manifest import ManifestError, RunManifest
+from driftgate.manifest import RunManifest
 from driftgate.plots import Detection, Threshold
 from sla.evaluate import format_value, quantile_name
 from sla.objectives import DriftDetectedObjective, LatencyObjective, SlaFile
 from sla.report import CheckReport
 from sla.verdicts import ObjectiveResult, Verdict
-
 
 # The latency figure plots the model call alone; other latency objectives have no curve there.
 PLOTTED_LATENCY_METRIC = "inference_latency_seconds"

@@ -109,7 +109,7 @@ def _build_report(path: Path) -> str:
     tables = _tables()
     manifest = _manifest()
     figures = [
-        latency_figure(tables, manifest, [Threshold("v2 p95 objective", 0.01)]),
+        latency_figure(tables, manifest, [Threshold("v2 latency (p95)", 0.01)]),
         traffic_figure(tables, manifest),
         drift_figure(tables, manifest, Detection(RUN_START_S + 30, 5.0)),
         model_figure(tables, manifest),
