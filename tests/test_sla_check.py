@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import yaml
@@ -24,9 +26,10 @@ from sla_backfill import Cases, backfill, build_cases, history_start_s
 from driftgate.manifest import ClientStats, PhaseRecord, RequestStats, RunManifest
 from driftgate.processes import free_loopback_port
 from driftgate.prometheus_server import PrometheusServer
+from driftgate.service_process import ReferenceServiceProcess
 from sla.check import check_command, exit_code, run_check
 from sla.objectives import parse_sla
-from sla.prometheus import PrometheusSettings
+from sla.prometheus import PrometheusClient, PrometheusSettings
 from sla.report import CheckReport
 from sla.verdicts import (
     EXIT_FAIL,
@@ -35,6 +38,8 @@ from sla.verdicts import (
     EXIT_USAGE,
     Verdict,
 )
+from target_service.config import ServiceSettings, VersionFaults
+from target_service.dataset import example_record
 
 LAT = {"job": "lat"}
 
@@ -331,3 +336,82 @@ def test_client_percentiles_are_shown_beside_the_server_ones(backfilled: Backfil
     assert close.note is None
     assert far.note is not None and "queueing" in far.note
     assert far.note in report.notes
+
+
+# --- the real service with injected latency ---
+
+
+def _drive(url: str, version: str, requests: int) -> None:
+    record = example_record()
+    with httpx.Client(base_url=url, timeout=10.0) as client:
+        for _ in range(requests):
+            answer = client.post("/predict", json=record, headers={"X-Model-Version": version})
+            answer.raise_for_status()
+
+
+def _wait_for_scrapes(url: str, scrapes: int, timeout_s: float = 30.0) -> None:
+    """Prometheus applies new targets on a 5-second tick: wait until they are scraped."""
+    client = PrometheusClient(PrometheusSettings(url=url))
+    query = 'count_over_time(up{job="target_service"}[1m])'
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if any(sample.value >= scrapes for sample in client.instant(query, time.time())):
+                return
+            time.sleep(0.2)
+    finally:
+        client.close()
+    raise AssertionError(f"Prometheus did not scrape the service {scrapes} times in {timeout_s}s")
+
+
+@pytest.mark.e2e
+def test_injected_latency_on_the_real_service_fails_the_latency_gate(tmp_path: Path) -> None:
+    extra_latency_s = 0.3
+    settings = ServiceSettings(faults={"v2": VersionFaults(extra_latency_s=extra_latency_s)})
+    service = ReferenceServiceProcess(settings, tmp_path)
+    service.start()
+    try:
+        target = service.url.removeprefix("http://")
+        with PrometheusServer(tmp_path / "prometheus" / "data", scrape_targets=[target]) as prom:
+            _wait_for_scrapes(prom.url, 3)
+            start_s = time.time() - 2.0
+            drivers = [
+                threading.Thread(target=_drive, args=(service.url, version, 25))
+                for version in ("v1", "v2")
+            ]
+            for driver in drivers:
+                driver.start()
+            for driver in drivers:
+                driver.join(timeout=60)
+            time.sleep(3.0)
+            end_s = time.time()
+
+            objectives = [
+                {"name": "p95-v1", "kind": "latency", "quantile": "p95", "model_version": "v1"},
+                {"name": "p95-v2", "kind": "latency", "quantile": "p95", "model_version": "v2"},
+            ]
+            for objective in objectives:
+                objective["max"] = "250ms"
+            objectives.append(
+                {
+                    "name": "challenger-p95",
+                    "kind": "comparison",
+                    "left": {"kind": "latency", "quantile": "p95", "model_version": "v2"},
+                    "op": "<=",
+                    "right": {"kind": "latency", "quantile": "p95", "model_version": "v1"},
+                    "factor": 1.1,
+                }
+            )
+            sla = parse_sla(
+                {"defaults": {"window": {"start": start_s, "end": end_s}}, "objectives": objectives}
+            )
+            report = run_check(sla, PrometheusSettings(url=prom.url))
+    finally:
+        service.stop()
+
+    v1, v2, challenger = report.objectives
+    assert v1.verdict == Verdict.PASS, v1.reason
+    assert v2.verdict == Verdict.FAIL, v2.reason
+    assert v2.value is not None and v2.value >= extra_latency_s * 0.9
+    assert challenger.verdict == Verdict.FAIL
+    assert exit_code(report) == EXIT_FAIL
