@@ -305,7 +305,9 @@ def _check_window_lengths(
 ) -> None:
     """Refuse windows shorter than 4 scrape intervals (plus 1 minute for worst_1m)."""
     for objective in sla.objectives:
-        extra_s = WORST_WINDOW_S if getattr(objective, "statistic", "window") == "worst_1m" else 0.0
+        measures = [objective, getattr(objective, "left", None), getattr(objective, "right", None)]
+        worst = any(getattr(measure, "statistic", "") == "worst_1m" for measure in measures)
+        extra_s = WORST_WINDOW_S if worst else 0.0
         for window in windows[objective.name]:
             try:
                 interval_s = evaluator.scrape_health(window).interval_s

@@ -51,6 +51,7 @@ from sla.queries import (
     scrape_lowest_up,
     scrape_raw,
     scrape_samples,
+    selector,
     server_error_increase,
     substitute_window,
     window_quantile,
@@ -235,7 +236,8 @@ class Evaluator:
             threshold=outcome.threshold,
             min=outcome.low,
             max=outcome.high,
-            reason=outcome.reason,
+            # Prometheus error texts may span lines; a reason is one line.
+            reason=" ".join(outcome.reason.split()),
             queries=self._queries,
             window=_record(windows[0]) if len(windows) == 1 else None,
             details=outcome.details,
@@ -335,7 +337,8 @@ class Evaluator:
         buckets = self._instant(bucket_increases(metric, labels, window.duration_s), window.end_s)
         histogram = _cumulative_histogram(buckets)
         if histogram is None:
-            return Measurement(None, f"no {metric}_bucket series match {labels or '{}'} in window")
+            series = selector(f"{metric}_bucket", labels)
+            return Measurement(None, f"no series match {series} in the window")
         total = histogram[-1][1]
         details: Details = {"observations": round(total, 3)}
         minimum = self._min_requests(measure)

@@ -359,7 +359,8 @@ def test_challenger_latency_and_accuracy_against_the_champion(backfilled: Backfi
 def test_no_series_is_inconclusive(backfilled: Backfilled) -> None:
     result = only(check(backfilled, "lat", [latency("v9", 0.95, model_version="v9", max="1s")]))
     assert result.verdict == Verdict.INCONCLUSIVE
-    assert "no inference_latency_seconds_bucket series" in result.reason
+    assert "no series match inference_latency_seconds_bucket{" in result.reason
+    assert 'model_version="v9"' in result.reason
     assert result.value is None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sla.errors import ObjectiveError
 from sla.objectives import (
@@ -221,3 +222,12 @@ def test_load_sla_file_reads_yaml_and_reports_the_path(tmp_path: Path) -> None:
         load_sla_file(path)
     with pytest.raises(ObjectiveError, match="cannot read"):
         load_sla_file(tmp_path / "missing.yaml")
+
+
+def test_the_example_in_docs_parses() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "sla.md").read_text()
+    start = text.index("```yaml\n") + len("```yaml\n")
+    example = yaml.safe_load(text[start : text.index("```", start)])
+    sla = parse_sla(example, "docs/sla.md")
+    kinds = {objective.kind for objective in sla.objectives}
+    assert {"latency", "error_ratio", "drift_detected", "comparison", "baseline"} <= kinds
