@@ -8,6 +8,7 @@ Exit codes (the same for every command, so CI can tell outcomes apart):
 2   usage or configuration error: a bad flag, scenario, SLA file or URL
 3   inconclusive: some objective could not be measured (no data is never a pass)
 4   the run itself failed: a child process died, a port was taken, Prometheus is missing
+130 interrupted (Ctrl-C or SIGTERM); the run folder keeps what was measured
 ==  =====================================================================
 
 Heavy modules are imported inside each command so ``driftgate --help`` stays fast.
@@ -16,7 +17,11 @@ Heavy modules are imported inside each command so ``driftgate --help`` stays fas
 from __future__ import annotations
 
 import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -25,6 +30,8 @@ from rich.console import Console
 from sla.verdicts import EXIT_USAGE
 
 EXIT_RUN_ERROR = 4
+# The shell's convention for a command stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 DEFAULT_SCENARIO = Path("scenarios") / "drift-sudden.yaml"
 
 app = typer.Typer(
@@ -41,6 +48,20 @@ error_console = Console(stderr=True)
 def _fail(message: str, code: int) -> typer.Exit:
     error_console.print(f"error: {message}", markup=False, highlight=False)
     return typer.Exit(code)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, ``kill``) stops a run the way Ctrl-C does: cleanly."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -90,7 +111,12 @@ def run(
         service_port=service_port,
     )
     try:
-        code = run_scenario(options, console)
+        with _sigterm_as_interrupt():
+            code = run_scenario(options, console)
+    except KeyboardInterrupt:
+        raise _fail(
+            "interrupted; every process the run started is stopped", EXIT_INTERRUPTED
+        ) from None
     except RunError as error:
         raise _fail(str(error), EXIT_RUN_ERROR) from None
     except (DriftgateError, SlaError, ConfigError) as error:

@@ -8,6 +8,8 @@ then SIGKILLs what is left.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -19,6 +21,22 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 STOP_GRACE_S = 10.0
+# prctl(2) option: the signal a child receives when the process that started it dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_when_parent_dies() -> None:
+    """Runs in the child before exec: ask Linux to SIGTERM it if driftgate itself dies.
+
+    This covers the one exit no ``finally`` can: driftgate killed with SIGKILL. Elsewhere than
+    Linux the call is unavailable and the child simply lacks this safety net.
+    """
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    if hasattr(libc, "prctl"):
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_loopback_port() -> int:
@@ -71,6 +89,7 @@ class ChildProcess:
                 env=self._env,
                 cwd=self._cwd,
                 start_new_session=True,
+                preexec_fn=_stop_when_parent_dies,
             )
         logger.info("started name=%s pid=%s log=%s", self.name, self._process.pid, self.log_path)
 

@@ -36,7 +36,7 @@ from driftgate.plots import (
     traffic_figure,
 )
 from driftgate.progress import ProgressPanel
-from driftgate.prometheus_server import PrometheusServer
+from driftgate.prometheus_server import PrometheusServer, find_prometheus_binary
 from driftgate.report_views import detection_of, latency_thresholds, verdict_row
 from driftgate.scenario import Scenario, load_scenario
 from driftgate.service_process import ReferenceServiceProcess
@@ -155,6 +155,9 @@ def run_scenario(options: RunOptions, console: Console) -> int:
     with timer.stage("validate"):
         scenario = load_scenario(options.scenario_path)
         sla_file = objectives_of(scenario)
+        if options.prometheus_url is None:
+            # Before anything starts: a missing binary should not cost a service start-up.
+            find_prometheus_binary(options.prometheus_binary)
         run_dir = make_run_dir(options.runs_root, scenario.name)
     console.print(f"driftgate: scenario {scenario.name!r}, run folder {run_dir}")
 

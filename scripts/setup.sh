@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up driftgate on a fresh Debian or Ubuntu machine: Debian's Prometheus (and Chromium for
-# the report test, with --with-browser), then a virtual environment in .venv with driftgate
+# Set up driftgate on a fresh Debian or Ubuntu machine: Debian's Prometheus (and, with
+# --with-browser, the tools the tests use: Chromium, docker-compose, amtool), then a virtual environment in .venv with driftgate
 # installed in editable mode. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,12 @@ with_browser=false
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-if $with_browser && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
+if $with_browser; then
+  # The test suite's extra tools: a browser for the report, compose's parser, amtool.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+fi
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then
