@@ -104,7 +104,10 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _known_versions(self) -> ServiceSettings:
-        for field_name, versions in (("model_weights", self.model_weights), ("faults", self.faults)):
+        for field_name, versions in (
+            ("model_weights", self.model_weights),
+            ("faults", self.faults),
+        ):
             for version in versions:
                 if version not in MODEL_VERSIONS:
                     raise ValueError(
@@ -114,7 +117,9 @@ class ServiceSettings(BaseSettings):
         if any(weight < 0 for weight in self.model_weights.values()):
             raise ValueError(f"model_weights: weights must be >= 0, got {self.model_weights}")
         if sum(self.model_weights.values()) <= 0:
-            raise ValueError(f"model_weights: at least one weight must be > 0, got {self.model_weights}")
+            raise ValueError(
+                f"model_weights: at least one weight must be > 0, got {self.model_weights}"
+            )
         return self
 
     def resolved_cache_dir(self) -> Path:
@@ -144,10 +149,24 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> ServiceS
         file_values = _read_yaml_mapping(config_file)
 
     try:
-        return ServiceSettings(**{**file_values, **overrides})
+        # Precedence, lowest first: the file, the environment, the caller's overrides.
+        env_values = ServiceSettings().model_dump(exclude_unset=True)
+        merged = _deep_merge(_deep_merge(file_values, env_values), overrides)
+        return ServiceSettings(**merged)
     except ValidationError as error:
         source = str(config_file) if config_file else "service settings"
         raise ConfigError(describe_validation_error(error, source)) from None
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` on top; nested mappings are merged key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _env_config_file() -> Path | None:
