@@ -140,9 +140,9 @@ class LoadSession:
         error: str | None = None,
     ) -> None:
         """Count a request under ``"<route> [<version>]"`` (a bounded number of names)."""
-        known = {name for name, _ in self.version_stats.entries}
         name = f"{route} [{version}]"
-        if name not in known and len(known) >= MAX_VERSION_ENTRIES:
+        entries = self.version_stats.entries
+        if (name, "POST") not in entries and len(entries) >= MAX_VERSION_ENTRIES:
             name = f"{route} [other]"
         self.version_stats.log_request("POST", name, round(response_time_ms), length)
         if error is not None:
