@@ -267,13 +267,18 @@ def _record(
 ) -> None:
     metrics = instrumentation.metrics
     metrics.inference_latency[version].observe(latency_s)
+    instrumentation.monitor.record_rows(raw)
+    if predicted.shape[0] == 1:
+        # The common case, one record: skip the counting arrays.
+        metrics.predictions[version][CLASSES[int(predicted[0])]].inc()
+        metrics.confidence[version].observe(float(confidence[0]))
+        return
     counts = np.bincount(predicted, minlength=len(CLASSES))
     for label, count in zip(CLASSES, counts.tolist(), strict=True):
         if count:
             metrics.predictions[version][label].inc(count)
     for share in confidence.tolist():
         metrics.confidence[version].observe(share)
-    instrumentation.monitor.record_rows(raw)
 
 
 def _request_bodies(settings: ServiceSettings) -> dict[str, dict[str, Any]]:

@@ -41,6 +41,7 @@ from target_service.config import DriftSettings
 from target_service.dataset import CLASSES, FeatureSpec
 from target_service.metrics import ServiceMetrics
 from target_service.middleware import HttpMetricsMiddleware
+from target_service.models import MISSING_CODE, UNSEEN_CODE
 from target_service.monitor import (
     MULTIPROCESS_ENV,
     DetectorFactory,
@@ -71,7 +72,7 @@ class Instrumentation:
 
 
 def raw_rows(features: Sequence[FeatureSpec], records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """Raw rows of records: numeric values, category codes, -1 for null or unseen categories."""
+    """Raw rows of records: numeric values, category codes, -1 if unseen, NaN if null."""
     codes = [
         {category: float(code) for code, category in enumerate(spec.categories)}
         for spec in features
@@ -81,12 +82,16 @@ def raw_rows(features: Sequence[FeatureSpec], records: Sequence[Mapping[str, Any
             [
                 float(record[spec.name])
                 if spec.kind == "numeric"
-                else code.get(record[spec.name], -1.0)
+                else _category_code(code, record[spec.name])
                 for spec, code in zip(features, codes, strict=True)
             ]
             for record in records
         ]
     ).reshape(len(records), len(features))
+
+
+def _category_code(codes: Mapping[str, float], value: Any) -> float:
+    return MISSING_CODE if value is None else codes.get(value, UNSEEN_CODE)
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

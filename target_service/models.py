@@ -7,9 +7,9 @@ made of a fingerprint of the training rows, ``MODEL_CODE_VERSION`` and the sciki
 version, so a change to any of them trains afresh.
 
 Per request the service does not go through a pandas pipeline (about 0.5 ms a row): records
-are turned into a numpy "raw row" (numeric values, and category codes with -1 for null or
-unseen), then into the model matrix (numeric columns standardised, categories one-hot with
-all zeros for unknown), and the estimator is called on that array.
+are turned into a numpy "raw row" (numeric values; category codes, -1 for an unseen category
+and NaN for null), then into the model matrix (numeric columns standardised, categories
+one-hot with all zeros for unseen or null), and the estimator is called on that array.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +37,10 @@ logger = logging.getLogger(__name__)
 
 # Bump when training code or encoding changes, so cached models are retrained.
 MODEL_CODE_VERSION = "1"
-UNKNOWN_CODE = -1.0
+# Raw-row codes of a categorical value that is not a known category: the same convention
+# as target_service.drift's encoding, so the drift monitor tells unseen from missing.
+UNSEEN_CODE = -1.0
+MISSING_CODE = math.nan
 
 
 @dataclass(frozen=True)
@@ -61,14 +65,17 @@ class FeatureEncoder:
         return np.array([i for i, s in enumerate(self.features) if s.kind == "numeric"])
 
     def raw_rows(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw rows of a data frame: numeric values, and category codes (-1: null or unseen)."""
+        """Raw rows of a data frame: numeric values, category codes (-1 unseen, NaN null)."""
         columns = []
         for spec in self.features:
             if spec.kind == "numeric":
                 columns.append(frame[spec.name].to_numpy(dtype=float))
                 continue
             codes = {category: float(code) for code, category in enumerate(spec.categories)}
-            columns.append(frame[spec.name].map(codes).fillna(UNKNOWN_CODE).to_numpy(float))
+            values = frame[spec.name]
+            mapped = values.map(codes).astype(float)
+            mapped[values.notna() & mapped.isna()] = UNSEEN_CODE
+            columns.append(mapped.to_numpy(float))
         return np.column_stack(columns)
 
     def model_matrix(self, raw: np.ndarray) -> np.ndarray:
@@ -80,9 +87,9 @@ class FeatureEncoder:
             if spec.kind != "categorical":
                 continue
             block = np.zeros((raw.shape[0], len(spec.categories)))
-            codes = raw[:, column].astype(np.intp)
-            known = codes >= 0
-            block[rows[known], codes[known]] = 1.0
+            codes = raw[:, column]
+            known = codes >= 0  # False for unseen (-1) and missing (NaN): all-zero block
+            block[rows[known], codes[known].astype(np.intp)] = 1.0
             blocks.append(block)
         return np.hstack(blocks)
 

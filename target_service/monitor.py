@@ -50,6 +50,7 @@ RING_SUFFIX = ".ring"
 LEADER_LOCK = "leader.lock"
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MIN_RING_CAPACITY = 1024
+UNSEEN_CATEGORY = "<unseen>"
 
 
 class RowRing:
@@ -313,15 +314,17 @@ class MonitoringService:
         self._publish(report)
 
     def decode(self, raw: np.ndarray) -> list[dict[str, float | str | None]]:
-        """Records back from raw rows; unknown categories come back as None."""
+        """Records back from raw rows: null stays None, an unseen category becomes
+        ``UNSEEN_CATEGORY`` (the original string is not kept: it must not reach any label)."""
         columns: list[list[float | str | None]] = []
         for column, spec in enumerate(self.features):
             values = raw[:, column]
             if spec.kind == "numeric":
                 columns.append(values.tolist())
                 continue
-            lookup = [*spec.categories, None]
-            columns.append([lookup[int(code)] for code in values])
+            # Index -1 (unseen) picks the last entry.
+            lookup = [*spec.categories, UNSEEN_CATEGORY]
+            columns.append([None if code != code else lookup[int(code)] for code in values])
         names = [spec.name for spec in self.features]
         return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 

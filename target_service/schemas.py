@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from target_service.dataset import CLASSES, FeatureSpec
+from target_service.models import MISSING_CODE, UNSEEN_CODE
 
 MAX_CATEGORY_CHARS = 64
 REQUEST_ID_PATTERN = re.compile(r"^(v[0-9]{1,3})\.([0-9])\.([0-9a-f]{32})$")
@@ -50,7 +51,7 @@ def parse_json(body: bytes) -> Any:
 
 
 class RecordParser:
-    """Turns request records into raw rows (numeric values, category codes, -1 for unknown)."""
+    """Turns request records into raw rows (numbers, category codes, -1 unseen, NaN null)."""
 
     def __init__(self, features: Sequence[FeatureSpec], max_batch_size: int) -> None:
         self.features = tuple(features)
@@ -137,7 +138,7 @@ class RecordParser:
 
     def _parse_category(self, spec: FeatureSpec, value: Any, field: str) -> float:
         if value is None:
-            return -1.0
+            return MISSING_CODE
         if not isinstance(value, str):
             shown = repr(value)[:80]
             raise RequestRejected(
@@ -147,7 +148,7 @@ class RecordParser:
             raise RequestRejected(
                 422, "too_long", f"{field}: {len(value)} characters, at most {MAX_CATEGORY_CHARS}"
             )
-        return self._codes[spec.name].get(value, -1.0)
+        return self._codes[spec.name].get(value, UNSEEN_CODE)
 
 
 @dataclass(frozen=True)

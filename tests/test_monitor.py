@@ -14,7 +14,7 @@ from target_service.dataset import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES
 from target_service.drift import DriftDetector
 from target_service.instrument import raw_rows
 from target_service.metrics import ServiceMetrics
-from target_service.monitor import MonitoringService, RowRing
+from target_service.monitor import UNSEEN_CATEGORY, MonitoringService, RowRing
 
 VERSIONS = ("v1", "v2")
 DRIFT = DriftSettings.model_validate({"window_size": 500, "min_samples": 50})
@@ -96,7 +96,6 @@ def test_leader_publishes_drift_of_all_workers_rows(tmp_path: Path) -> None:
 
     independent = DriftDetector(load_split().train, FEATURES, DRIFT, np.random.default_rng(5))
     expected_records = [*records_a, *records_b]
-    expected_records[120]["self_rated_health"] = None
     independent.observe(independent.encode(expected_records))
     report = independent.evaluate()
     assert gauge(leader, "drift_window_size") == 300
@@ -159,7 +158,7 @@ def test_accuracy_merges_workers_feedback_by_time(tmp_path: Path) -> None:
     asyncio.run(follower.stop())
 
 
-def test_decode_inverts_raw_rows_with_unknown_categories_as_none(tmp_path: Path) -> None:
+def test_decode_inverts_raw_rows_keeping_null_apart_from_unseen(tmp_path: Path) -> None:
     monitor = make_monitor(tmp_path, "a")
     records = holdout_records(0, 3)
     records[1]["coinsurance_pct"] = "7"
@@ -167,6 +166,6 @@ def test_decode_inverts_raw_rows_with_unknown_categories_as_none(tmp_path: Path)
 
     decoded = monitor.decode(raw_rows(FEATURES, records))
 
-    records[1]["coinsurance_pct"] = None
+    records[1]["coinsurance_pct"] = UNSEEN_CATEGORY
     assert decoded == records
     asyncio.run(monitor.stop())
