@@ -29,7 +29,7 @@ from sla.errors import (
     SlaError,
     WindowError,
 )
-from sla.evaluate import Evaluator, format_value
+from sla.evaluate import Evaluator, format_value, to_result, unmeasured
 from sla.objectives import (
     CheckDefaults,
     LatencyMeasure,
@@ -50,8 +50,6 @@ from sla.report import (
 from sla.verdicts import (
     EXIT_USAGE,
     ObjectiveResult,
-    Verdict,
-    WindowRecord,
     exit_code_for,
     overall_verdict,
 )
@@ -281,23 +279,7 @@ def _unreachable(client: PrometheusClient, now_s: float) -> str | None:
 
 
 def _unmeasured(objective: Any, windows: list[TimeWindow], reason: str) -> ObjectiveResult:
-    window = windows[0] if len(windows) == 1 else None
-    return ObjectiveResult(
-        name=objective.name,
-        kind=objective.kind,
-        severity=objective.severity,
-        verdict=Verdict.INCONCLUSIVE,
-        value=None,
-        unit="",
-        threshold="",
-        reason=reason,
-        queries=[],
-        window=(
-            WindowRecord(label=window.label, start_s=window.start_s, end_s=window.end_s)
-            if window
-            else None
-        ),
-    )
+    return to_result(objective, windows, unmeasured(objective, reason), [])
 
 
 def _check_window_lengths(

@@ -224,24 +224,9 @@ class Evaluator:
         try:
             outcome = self._outcome(objective, windows, results)
         except PrometheusAccessError as error:
-            outcome = Outcome(Verdict.INCONCLUSIVE, None, str(error))
+            outcome = unmeasured(objective, str(error))
         logger.info("objective name=%s verdict=%s", objective.name, outcome.verdict)
-        return ObjectiveResult(
-            name=objective.name,
-            kind=objective.kind,
-            severity=objective.severity,
-            verdict=outcome.verdict,
-            value=outcome.value,
-            unit=outcome.unit,
-            threshold=outcome.threshold,
-            min=outcome.low,
-            max=outcome.high,
-            # Prometheus error texts may span lines; a reason is one line.
-            reason=" ".join(outcome.reason.split()),
-            queries=self._queries,
-            window=_record(windows[0]) if len(windows) == 1 else None,
-            details=outcome.details,
-        )
+        return to_result(objective, windows, outcome, self._queries)
 
     def _outcome(
         self,
@@ -256,7 +241,7 @@ class Evaluator:
             health = self.scrape_health(window)
             self._queries.extend(health.queries)
             if health.problem:
-                return Outcome(Verdict.INCONCLUSIVE, None, health.problem)
+                return unmeasured(objective, health.problem)
 
         if isinstance(objective, DriftDetectedObjective):
             return self._drift_detected(objective, windows[0])
@@ -271,9 +256,7 @@ class Evaluator:
     def _bounded(self, objective: Any, window: TimeWindow) -> Outcome:
         low, high = objective.min, objective.max
         unit = unit_of(objective)
-        outcome = Outcome(
-            Verdict.INCONCLUSIVE, None, "", unit, _bounds_text(low, high, unit), low, high
-        )
+        outcome = unmeasured(objective, "")
         measurement = self.measure(objective, window)
         outcome.details = measurement.details
         if measurement.problem is not None or measurement.value is None:
@@ -469,15 +452,7 @@ class Evaluator:
 
     def _drift_detected(self, objective: DriftDetectedObjective, window: TimeWindow) -> Outcome:
         signal = objective.signal
-        outcome = Outcome(
-            Verdict.INCONCLUSIVE,
-            None,
-            "",
-            "s",
-            f"<= {objective.within:g} s",
-            None,
-            objective.within,
-        )
+        outcome = unmeasured(objective, "")
         step_s = step_for_range_s(window.duration_s, self._resolution_s(window))
         series = self._range(_signal_query(signal), window.start_s, window.end_s, step_s)
         points = sorted(point for one in series for point in one.points)
@@ -513,7 +488,7 @@ class Evaluator:
     ) -> Outcome:
         signal = objective.signal
         level = signal.above if signal.above is not None else 0.0
-        outcome = Outcome(Verdict.INCONCLUSIVE, None, "", "", f"<= {level:g}", None, level)
+        outcome = unmeasured(objective, "")
         worst: tuple[float, str] | None = None
         for window in windows:
             peak = self._signal_peak(signal, window)
@@ -559,15 +534,14 @@ class Evaluator:
         query = alert_fired_in_window(objective.alert, objective.labels, window.duration_s)
         fired = _single_value(self._instant(query, window.end_s)) is not None
         wanted = objective.expect == "fired"
-        ok = fired == wanted
         happened = "fired" if fired else "did not fire"
-        return Outcome(
-            Verdict.PASS if ok else breach_verdict(objective.severity),
-            1.0 if fired else 0.0,
-            f"alert {objective.alert} {happened} in {window.label} (expected: {objective.expect})",
-            "",
-            "fired" if wanted else "not fired",
+        outcome = unmeasured(objective, "")
+        outcome.verdict = Verdict.PASS if fired == wanted else breach_verdict(objective.severity)
+        outcome.value = 1.0 if fired else 0.0
+        outcome.reason = (
+            f"alert {objective.alert} {happened} in {window.label} (expected: {objective.expect})"
         )
+        return outcome
 
     # --- comparison, baseline ---
 
@@ -575,7 +549,7 @@ class Evaluator:
         left = self.measure(objective.left, window)
         right = self.measure(objective.right, window)
         unit = unit_of(objective.left)
-        outcome = Outcome(Verdict.INCONCLUSIVE, None, "", unit)
+        outcome = unmeasured(objective, "")
         outcome.details = {"left": left.value, "right": right.value}
         for side, measured in (("left", left), ("right", right)):
             if measured.problem is not None or measured.value is None:
@@ -648,6 +622,51 @@ class Evaluator:
 
 
 # --- helpers ---
+
+
+def to_result(
+    objective: Any, windows: Sequence[TimeWindow], outcome: Outcome, queries: list[str]
+) -> ObjectiveResult:
+    """The report entry of an objective's outcome."""
+    return ObjectiveResult(
+        name=objective.name,
+        kind=objective.kind,
+        severity=objective.severity,
+        verdict=outcome.verdict,
+        value=outcome.value,
+        unit=outcome.unit,
+        threshold=outcome.threshold,
+        min=outcome.low,
+        max=outcome.high,
+        # Prometheus error texts may span lines; a reason is one line.
+        reason=" ".join(outcome.reason.split()),
+        queries=queries,
+        window=_record(windows[0]) if len(windows) == 1 else None,
+        details=outcome.details,
+    )
+
+
+def unmeasured(objective: Any, reason: str) -> Outcome:
+    """An inconclusive outcome carrying the objective's unit and threshold."""
+    outcome = Outcome(Verdict.INCONCLUSIVE, None, reason)
+    kind = objective.kind
+    if kind == "drift_detected":
+        outcome.unit, outcome.high = "s", objective.within
+        outcome.threshold = f"<= {format_value(objective.within, 's')}"
+    elif kind == "no_false_alarm":
+        level = objective.signal.above
+        outcome.threshold = "never fired" if level is None else f"<= {level:g}"
+        outcome.high = 0.0 if level is None else level
+    elif kind == "alert":
+        outcome.threshold = "fired" if objective.expect == "fired" else "not fired"
+    elif kind == "comparison":
+        outcome.unit = unit_of(objective.left)
+        outcome.threshold = f"{objective.op} {_bound_formula(objective)}"
+    elif kind != "baseline":
+        outcome.unit = unit_of(objective)
+        outcome.low, outcome.high = objective.min, objective.max
+        outcome.threshold = _bounds_text(objective.min, objective.max, outcome.unit)
+    return outcome
 
 
 def unit_of(measure: Any) -> str:

@@ -185,6 +185,7 @@ def test_unreachable_prometheus_makes_every_objective_inconclusive(
     for result in report.objectives:
         assert result.verdict == Verdict.INCONCLUSIVE
         assert "cannot reach Prometheus" in result.reason
+        assert result.threshold.startswith("<= ") and result.unit == "s"
 
 
 # --- outputs ---
