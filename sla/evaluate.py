@@ -476,7 +476,7 @@ class Evaluator:
         outcome.verdict = Verdict.PASS if in_time else breach_verdict(objective.severity)
         relation = "within" if in_time else "later than"
         outcome.reason = (
-            f"{signal.describe()} became true {delay_s:g}s after phase {objective.phase} "
+            f"{signal.describe()} became true {delay_s:.1f}s after phase {objective.phase} "
             f"started (+/- {step_s:g}s), {relation} {objective.within:g}s"
         )
         if delay_s == 0.0:
