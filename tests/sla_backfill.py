@@ -57,7 +57,7 @@ class OpenMetricsHistory:
         family: str,
         labels: dict[str, str],
         bounds: Sequence[float],
-        times_s: Sequence[float],
+        times_s: Sequence[float] | np.ndarray,
         cumulative_observations: Sequence[np.ndarray],
     ) -> None:
         """A histogram whose state at ``times_s[i]`` is ``cumulative_observations[i]``.
@@ -209,7 +209,13 @@ def build_cases(t0_s: float, rng: np.random.Generator) -> tuple[OpenMetricsHisto
     return history, cases
 
 
-def _build_lat(history, cases, rng, scrapes, bounds) -> None:
+def _build_lat(
+    history: OpenMetricsHistory,
+    cases: Cases,
+    rng: np.random.Generator,
+    scrapes: np.ndarray,
+    bounds: Sequence[float],
+) -> None:
     t0_s = cases.t0_s
     job = {"job": "lat"}
     all_times, all_values = [], []
@@ -269,7 +275,13 @@ def _build_lat(history, cases, rng, scrapes, bounds) -> None:
     history.gauge("up", job, up_points(t0_s, t0_s + HISTORY_S, 1.0))
 
 
-def _build_reset(history, cases, rng, scrapes, bounds) -> None:
+def _build_reset(
+    history: OpenMetricsHistory,
+    cases: Cases,
+    rng: np.random.Generator,
+    scrapes: np.ndarray,
+    bounds: Sequence[float],
+) -> None:
     t0_s = cases.t0_s
     times = _poisson_times(rng, t0_s, RATE_PER_VERSION, HISTORY_S)
     values = _latencies(rng, V1_MEDIAN_S, len(times))
@@ -285,7 +297,13 @@ def _build_reset(history, cases, rng, scrapes, bounds) -> None:
     history.gauge("up", {"job": "reset"}, up_points(t0_s, t0_s + HISTORY_S, 1.0))
 
 
-def _build_simple(history, job, rng, t0_s, bounds) -> None:
+def _build_simple(
+    history: OpenMetricsHistory,
+    job: str,
+    rng: np.random.Generator,
+    t0_s: float,
+    bounds: Sequence[float],
+) -> None:
     """Latency at 5 req/s (or 10 requests for ``few``), with the case's scrape pattern."""
     interval_s = 5.0 if job == "slowscrape" else 1.0
     scrapes = np.arange(t0_s, t0_s + HISTORY_S + 0.5, interval_s)
@@ -306,7 +324,7 @@ def _build_simple(history, job, rng, t0_s, bounds) -> None:
     history.gauge("up", {"job": job}, up)
 
 
-def _build_drift(history, t0_s, scrapes) -> None:
+def _build_drift(history: OpenMetricsHistory, t0_s: float, scrapes: np.ndarray) -> None:
     job = {"job": "drift"}
     on_s = t0_s + DRIFT_ON_OFFSET_S
     history.gauge(
