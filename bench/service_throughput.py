@@ -6,11 +6,15 @@ HTTP timing, drift monitor) and one bare (``instrumentation_enabled: false``,
 in interleaved rounds (the order alternates each round), so both meet the same machine
 conditions. Prints requests/s per round, the medians, and instrumented/bare as a ratio.
 
+The load generator shares the machine (and other work may run on it), so throughput is
+noisy. The bench therefore also prints the service process's CPU time per request (user +
+system, the monitor thread included), which other processes disturb much less, and the
+bare/instrumented ratio of it: the throughput share instrumentation would leave on a
+CPU-bound worker.
+
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``). Usage::
 
-    python bench/service_throughput.py [--rounds 5] [--duration-s 5] [--connections 16]
-
-Load generator and service share the machine, so the figures are a floor for the service.
+    python bench/service_throughput.py [--rounds 6] [--duration-s 5] [--connections 16]
 """
 
 from __future__ import annotations
@@ -26,22 +30,40 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import yaml
 
 from target_service.dataset import example_record
 
 READY_PATTERN = re.compile(r"ready url=(http://\S+)")
 RATE_PATTERN = re.compile(r"Requests/sec:\s+([0-9.]+)")
+TOTAL_PATTERN = re.compile(r"(\d+) requests in")
 NON_2XX_PATTERN = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
+WARM_UP_S = 2.0
 
 CONFIGURATIONS: dict[str, dict[str, object]] = {
     "instrumented": {"instrumentation_enabled": True, "drift": {"enabled": True}},
     "bare": {"instrumentation_enabled": False, "drift": {"enabled": False}},
 }
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running one-worker service: its URL and its process (the worker itself)."""
+
+    url: str
+    process: psutil.Process
+
+
+@dataclass(frozen=True)
+class Measurement:
+    requests_per_s: float
+    cpu_per_request_s: float
 
 
 def lua_script(body: str) -> str:
@@ -54,8 +76,8 @@ def lua_script(body: str) -> str:
 
 
 @contextlib.contextmanager
-def running_service(config_path: Path, log_path: Path) -> Iterator[str]:
-    """A service on a free loopback port for the duration of the block; yields its URL."""
+def running_service(config_path: Path, log_path: Path) -> Iterator[Service]:
+    """A one-worker service on a free loopback port for the duration of the block."""
     command = [
         sys.executable,
         "-m",
@@ -72,7 +94,8 @@ def running_service(config_path: Path, log_path: Path) -> Iterator[str]:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
-            yield wait_until_ready(process, log_path)
+            url = wait_until_ready(process, log_path)
+            yield Service(url, psutil.Process(process.pid))
         finally:
             process.terminate()
             try:
@@ -92,30 +115,32 @@ def wait_until_ready(process: subprocess.Popen[bytes], log_path: Path) -> str:
     raise RuntimeError(f"service did not become ready; see {log_path}")
 
 
-def run_wrk(url: str, script: Path, duration_s: float, connections: int) -> float:
-    """Requests/s of one wrk run against ``url``/predict; fails on any non-2xx answer."""
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{duration_s:g}s",
-        "-s",
-        str(script),
-        f"{url}/predict",
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+def cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def run_wrk(service: Service, script: Path, duration_s: float, connections: int) -> Measurement:
+    """One wrk run against the service's /predict; fails on any non-2xx answer."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s", "-s", str(script)]
+    cpu_before_s = cpu_s(service.process)
+    output = subprocess.run(
+        [*command, f"{service.url}/predict"], capture_output=True, text=True, check=True
+    ).stdout
+    cpu_used_s = cpu_s(service.process) - cpu_before_s
+
     non_2xx = NON_2XX_PATTERN.search(output)
     if non_2xx:
-        raise RuntimeError(f"{non_2xx[1]} non-2xx answers from {url}:\n{output}")
-    rate = RATE_PATTERN.search(output)
-    if rate is None:
-        raise RuntimeError(f"no Requests/sec in wrk's output:\n{output}")
-    return float(rate[1])
+        raise RuntimeError(f"{non_2xx[1]} non-2xx answers from {service.url}:\n{output}")
+    rate, requests = RATE_PATTERN.search(output), TOTAL_PATTERN.search(output)
+    if rate is None or requests is None:
+        raise RuntimeError(f"no request count in wrk's output:\n{output}")
+    return Measurement(float(rate[1]), cpu_used_s / max(int(requests[1]), 1))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--duration-s", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
@@ -130,31 +155,47 @@ def main() -> int:
         work = Path(tmp)
         script = work / "predict.lua"
         script.write_text(lua_script(json.dumps(example_record())))
-        urls = {}
+        services = {}
         for name, values in CONFIGURATIONS.items():
             config = work / f"{name}.yaml"
             config.write_text(yaml.safe_dump(values))
-            urls[name] = stack.enter_context(running_service(config, work / f"{name}.log"))
+            services[name] = stack.enter_context(running_service(config, work / f"{name}.log"))
+        results = measure(services, script, args)
 
-        # Warm-up: first requests pay for lazy imports and allocator growth.
-        for url in urls.values():
-            run_wrk(url, script, 2.0, args.connections)
-
-        rates: dict[str, list[float]] = {name: [] for name in urls}
-        for round_index in range(args.rounds):
-            order = list(urls) if round_index % 2 == 0 else list(reversed(urls))
-            for name in order:
-                rates[name].append(run_wrk(urls[name], script, args.duration_s, args.connections))
-            print(
-                f"round {round_index + 1}: "
-                + ", ".join(f"{name} {rates[name][-1]:.0f} req/s" for name in urls)
-            )
-
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    for name, median in medians.items():
-        print(f"median {name}: {median:.0f} req/s")
-    print(f"ratio instrumented/bare: {medians['instrumented'] / medians['bare']:.3f}")
+    report(results)
     return 0
+
+
+def measure(
+    services: dict[str, Service], script: Path, args: argparse.Namespace
+) -> dict[str, list[Measurement]]:
+    # Warm-up: the first requests pay for lazy imports and the detector's calibration.
+    for service in services.values():
+        run_wrk(service, script, WARM_UP_S, args.connections)
+
+    results: dict[str, list[Measurement]] = {name: [] for name in services}
+    for round_index in range(args.rounds):
+        order = list(services) if round_index % 2 == 0 else list(reversed(services))
+        for name in order:
+            results[name].append(run_wrk(services[name], script, args.duration_s, args.connections))
+        print(
+            f"round {round_index + 1}: "
+            + ", ".join(
+                f"{name} {results[name][-1].requests_per_s:.0f} req/s "
+                f"({results[name][-1].cpu_per_request_s * 1e6:.0f} us CPU/request)"
+                for name in services
+            )
+        )
+    return results
+
+
+def report(results: dict[str, list[Measurement]]) -> None:
+    rate = {n: statistics.median(m.requests_per_s for m in r) for n, r in results.items()}
+    cpu = {n: statistics.median(m.cpu_per_request_s for m in r) for n, r in results.items()}
+    for name in results:
+        print(f"median {name}: {rate[name]:.0f} req/s, {cpu[name] * 1e6:.0f} us CPU/request")
+    print(f"throughput ratio instrumented/bare: {rate['instrumented'] / rate['bare']:.3f}")
+    print(f"CPU-cost ratio bare/instrumented: {cpu['bare'] / cpu['instrumented']:.3f}")
 
 
 if __name__ == "__main__":
