@@ -548,3 +548,22 @@ def test_label_values_stay_within_the_known_sets(make_service: Any) -> None:
                     assert value in allowed[label], (family.name, label, value)
     assert 'route="<unmatched>"' in text
     assert 'method="OTHER"' in text
+
+
+def test_bare_service_predicts_without_metrics_or_monitor(
+    tmp_path: Path, models: dict[str, TrainedModel]
+) -> None:
+    settings = load_settings(instrumentation_enabled=False, drift={"enabled": False})
+    registry = CollectorRegistry()
+    app = create_app(settings, registry=registry, shared_dir=tmp_path, models=models)
+
+    with TestClient(app) as client:
+        prediction = client.post("/predict", json=example_record())
+        refused = client.post("/predict", content=b"{")
+        metrics = client.get("/metrics")
+
+    assert prediction.status_code == 200
+    assert refused.json()["reason"] == "malformed_json"
+    assert metrics.status_code == 404
+    assert list(registry.collect()) == []
+    assert not any(tmp_path.iterdir())
