@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from urllib3.util.retry import Retry
@@ -171,18 +172,39 @@ class PrometheusClient:
             raise PrometheusUnavailableError(
                 f"TLS handshake with {self.url} failed (check --ca-file): {_first_line(error)}"
             ) from error
-        except requests.exceptions.Timeout as error:
-            raise PrometheusUnavailableError(
-                f"Prometheus at {self.url} did not answer within {self.settings.timeout_s:g}s"
-            ) from error
         except requests.exceptions.RequestException as error:
-            raise PrometheusUnavailableError(
-                f"cannot reach Prometheus at {self.url}: {_first_line(error)}"
-            ) from error
+            raise _unavailable(self.url, self.settings.timeout_s, error) from error
         except (KeyError, ValueError) as error:
             raise PrometheusUnavailableError(
                 f"{self.url} did not answer like a Prometheus query API: {_first_line(error)}"
             ) from error
+
+
+def _unavailable(
+    url: str, timeout_s: float, error: requests.exceptions.RequestException
+) -> PrometheusUnavailableError:
+    """A refusal or a timeout, named plainly; requests' wrapping is peeled off.
+
+    With retries configured, even a read timeout arrives as a ConnectionError wrapping
+    urllib3's MaxRetryError, whose ``reason`` is the last underlying error.
+    """
+    wrapped = error.args[0] if error.args else None
+    reason = getattr(wrapped, "reason", None)
+    # NewConnectionError derives from urllib3's TimeoutError, so it is tested first.
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        text = str(reason)
+        marker = "Failed to establish a new connection: "
+        detail = text.split(marker, 1)[1] if marker in text else _first_line(reason)
+        return PrometheusUnavailableError(f"cannot reach Prometheus at {url}: {detail}")
+    if isinstance(error, requests.exceptions.Timeout) or isinstance(
+        reason, urllib3.exceptions.TimeoutError
+    ):
+        return PrometheusUnavailableError(
+            f"Prometheus at {url} did not answer within {timeout_s:g}s"
+        )
+    return PrometheusUnavailableError(
+        f"cannot reach Prometheus at {url}: {_first_line(reason or error)}"
+    )
 
 
 def _series(item: dict[str, Any]) -> Series:

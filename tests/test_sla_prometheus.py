@@ -6,6 +6,7 @@ and that range-query steps keep within Prometheus's 11,000-points-per-series lim
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 import warnings
@@ -84,8 +85,20 @@ def test_range_uses_the_exact_start(plain: PrometheusClient) -> None:
 def test_nobody_listening_is_unavailable() -> None:
     url = f"http://127.0.0.1:{free_loopback_port()}"
     client = PrometheusClient(PrometheusSettings(url=url, retries=0, timeout_s=2))
-    with pytest.raises(PrometheusUnavailableError, match=f"cannot reach Prometheus at {url}"):
+    with pytest.raises(PrometheusUnavailableError) as caught:
         client.instant("vector(1)", time.time())
+    assert str(caught.value) == f"cannot reach Prometheus at {url}: [Errno 111] Connection refused"
+
+
+def test_a_silent_server_times_out() -> None:
+    # A listening socket that never answers: the connection opens, the reply never comes.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = PrometheusClient(PrometheusSettings(url=url, retries=0, timeout_s=0.5))
+        with pytest.raises(PrometheusUnavailableError, match=r"did not answer within 0\.5s"):
+            client.instant("vector(1)", time.time())
 
 
 def test_settings_are_validated(tmp_path: Path) -> None:
