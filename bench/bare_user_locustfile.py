@@ -19,7 +19,7 @@ class BareUser(FastHttpUser):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.body = os.environ["BENCH_BODY"].encode()
+        self.body = os.environ["BENCH_BODY"]
 
     @task
     def predict(self) -> None:

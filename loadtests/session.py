@@ -276,7 +276,7 @@ class LoadSession:
         return errors
 
 
-def _error_text(error: object) -> str:
+def _error_text(error: Exception | str | None) -> str:
     """The failure message without Locust's wrapper (``CatchResponseError('HTTP 500')``)."""
     text = StatsError.parse_error(error)
     wrapped = re.fullmatch(r"CatchResponseError\((['\"])(.*)\1\)", text)

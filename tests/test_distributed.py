@@ -44,6 +44,7 @@ def test_two_workers_switch_phases_together_and_report_everything(tmp_path: Path
 
     # Every request the service saw was counted (both workers' final reports are in) but for
     # at most one in flight per user at the stop.
+    assert manifest.client_stats is not None
     stats = {row.name: row for row in manifest.client_stats.requests}
     seen = len(predicts)
     assert seen - USERS <= stats["/predict"].requests <= seen

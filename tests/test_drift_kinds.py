@@ -7,6 +7,7 @@ never from ``ReferenceStats`` or the drift code itself.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def holdout_rows() -> Rows:
     return Rows.from_frame(load_split().holdout)
 
 
-def spec_of(traffic: dict):
+def spec_of(traffic: dict | str) -> Any:
     """A traffic spec validated through the scenario model, as a run would get it."""
     scenario = parse_scenario(
         {

@@ -44,7 +44,9 @@ def test_a_local_run_records_phases_stats_and_progress(tmp_path: Path):
     assert drift.traffic["kind"] == "category_shift"
 
     # Counts: the service saw what Locust counted, give or take requests in flight at stop.
-    stats = {row.name: row for row in manifest.client_stats.requests}
+    client = manifest.client_stats
+    assert client is not None
+    stats = {row.name: row for row in client.requests}
     seen_predict = sum(1 for a in arrivals if a["route"] == "/predict")
     seen_feedback = sum(1 for a in arrivals if a["route"] == "/feedback")
     assert seen_predict - USERS <= stats["/predict"].requests <= seen_predict
@@ -52,10 +54,9 @@ def test_a_local_run_records_phases_stats_and_progress(tmp_path: Path):
     assert stats["/predict [v1]"].model_version == "v1"
     assert stats["/predict [v1]"].requests == stats["/predict"].requests
     assert set(stats) == {"/predict", "/feedback", "/predict [v1]", "/feedback [v1]"}
-    assert manifest.client_stats.total_failures == 0
-    assert (
-        stats["/predict"].p50_s is not None and stats["/predict"].p50_s <= stats["/predict"].p99_s
-    )
+    assert client.total_failures == 0
+    p50_s, p99_s = stats["/predict"].p50_s, stats["/predict"].p99_s
+    assert p50_s is not None and p99_s is not None and p50_s <= p99_s
 
     # Drifted records arrive from the phase boundary on, and only then.
     predicts = [a for a in arrivals if a["route"] == "/predict"]
@@ -83,6 +84,7 @@ def test_version_header_weights_force_versions(tmp_path: Path):
         scenario.load.model_version_weights = {"v2": 1.0}
         manifest = run_load(scenario, None, tmp_path / "run")
 
+    assert manifest.client_stats is not None
     versions = {row.model_version for row in manifest.client_stats.requests if row.model_version}
     assert versions == {"v2"}
 
@@ -94,11 +96,13 @@ def test_bad_answers_are_counted_failures_not_lost_requests(tmp_path: Path):
         )
         seen = sum(1 for a in service.arrivals() if a["route"] == "/predict")
 
-    stats = {row.name: row for row in manifest.client_stats.requests}
+    client = manifest.client_stats
+    assert client is not None
+    stats = {row.name: row for row in client.requests}
     assert stats["/predict"].failures == stats["/predict"].requests
     assert seen - 2 <= stats["/predict"].requests <= seen
     assert "/feedback" not in stats
-    assert manifest.client_stats.errors == {
+    assert client.errors == {
         "POST /predict: client: the /predict answer is not JSON": stats["/predict"].failures
     }
 
