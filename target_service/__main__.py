@@ -137,13 +137,10 @@ def _log_when_ready(url: str, workers: int) -> None:
                     logger.info("ready url=%s workers=%s", url, workers)
                     return
         except OSError as error:
-            _ignore_until_up(error)
+            # Expected while the workers start: connection refused, or 503 while loading.
+            logger.debug("readiness probe failed: %s", error)
         time.sleep(READY_POLL_S)
     logger.warning("not ready after %ss url=%s; check the worker logs above", READY_TIMEOUT_S, url)
-
-
-def _ignore_until_up(error: Any) -> None:
-    logger.debug("readiness probe failed: %s", error)
 
 
 if __name__ == "__main__":

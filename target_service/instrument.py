@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -134,8 +135,12 @@ def instrument(
     factory = detector_factory or default_detector_factory(
         reference, features, drift, rng or np.random.default_rng(0)
     )
+    owned_dir: Path | None = None
+    if shared_dir is None:
+        # The rings then live in a private directory, removed at shutdown.
+        shared_dir = owned_dir = Path(tempfile.mkdtemp(prefix="driftgate-"))
     monitor = MonitoringService(
-        shared_dir=shared_dir or Path(tempfile.mkdtemp(prefix="driftgate-monitor-")),
+        shared_dir=shared_dir,
         features=features,
         versions=versions,
         metrics=metrics,
@@ -148,7 +153,7 @@ def instrument(
         HttpMetricsMiddleware, histogram=metrics.http_duration, excluded_paths=(metrics_path,)
     )
     _add_metrics_route(app, metrics, metrics_path)
-    _run_with_lifespan(app, monitor)
+    _run_with_lifespan(app, monitor, owned_dir)
     return Instrumentation(metrics, monitor, tuple(features))
 
 
@@ -159,7 +164,7 @@ def _add_metrics_route(app: FastAPI, metrics: ServiceMetrics, path: str) -> None
     app.add_api_route(path, metrics_endpoint, methods=["GET"], include_in_schema=False)
 
 
-def _run_with_lifespan(app: FastAPI, monitor: MonitoringService) -> None:
+def _run_with_lifespan(app: FastAPI, monitor: MonitoringService, owned_dir: Path | None) -> None:
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
@@ -172,5 +177,7 @@ def _run_with_lifespan(app: FastAPI, monitor: MonitoringService) -> None:
                 await monitor.stop()
                 if os.environ.get(MULTIPROCESS_ENV):
                     multiprocess.mark_process_dead(os.getpid())
+                if owned_dir is not None:
+                    shutil.rmtree(owned_dir, ignore_errors=True)
 
     app.router.lifespan_context = lifespan
