@@ -147,7 +147,9 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
         size += len(chunk)
         if size > max_bytes:
             raise RequestRejected(
-                413, "body_too_large", f"body: more than {max_bytes} bytes, at most allowed"
+                413,
+                "body_too_large",
+                f"body: more than {max_bytes} bytes sent, at most {max_bytes} allowed",
             )
         chunks.append(chunk)
     return b"".join(chunks)
