@@ -208,6 +208,52 @@ def main() -> None:
     report(rounds, short, url, options)
 
 
+# The scenario user's own work per iteration, without HTTP: phase lookup, sampling with
+# drift, version header, parsing the answer, per-version statistics, feedback body.
+# Run in a child process because importing Locust patches the interpreter with gevent.
+OWN_WORK_CODE = """
+import locust
+import time, numpy as np, orjson
+from locust.env import Environment
+from driftgate.scenario import parse_scenario
+from loadtests.session import LoadSession
+from loadtests.user_steps import read_prediction
+scenario = parse_scenario({"name": "b", "description": "d", "target": {"url": "http://127.0.0.1:1"},
+    "load": {"phases": [{"name": "p", "duration": 60, "users": 1, "spawn_rate": 1, "traffic":
+    {"kind": "mean_shift", "size": 1, "features": ["chronic_diseases"]}}]}})
+session = LoadSession(Environment(), scenario, None)
+session.start_clock(time.time())
+rng = np.random.default_rng(0)
+answer = orjson.dumps({"predicted_class": "visit", "confidence": 0.7, "model_version": "v1",
+    "request_id": "v1.1.0123456789abcdef0123456789abcdef"})
+count = 50_000
+started = time.process_time()
+for _ in range(count):
+    scheduled, elapsed_s = session.current(time.time())
+    sample = session.source.sample(scheduled, elapsed_s)
+    session.version_header(rng)
+    version, request_id = read_prediction(answer)
+    session.log_version("/predict", version, 3.0, len(answer), None)
+    if rng.random() < 0.5:
+        orjson.dumps({"request_id": request_id, "true_label": sample.true_label})
+        session.log_version("/feedback", version, 1.0, 40, None)
+    rng.uniform(0.05, 0.15)
+print((time.process_time() - started) / count)
+"""
+
+
+def own_work_per_iteration_s() -> float:
+    result = subprocess.run(
+        [sys.executable, "-c", OWN_WORK_CODE],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    return float(result.stdout.strip().splitlines()[-1])
+
+
 def cpu_per_request_s(done: list[Round], short: Round) -> float:
     """CPU per request net of start-up: the slope between the short run and each round."""
     return statistics.median((r.cpu_s - short.cpu_s) / (r.requests - short.requests) for r in done)

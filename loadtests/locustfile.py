@@ -11,12 +11,13 @@ true label to ``/feedback`` ``feedback.delay`` later (queued per user and sent f
 user's own loop, so nobody blocks on the delay). The shape runs the phases from the
 scenario file and ends the run after the last one, headless or not, distributed or not.
 
-``locust`` is imported first so that gevent patches the standard library before anything
-else does I/O.
+``locust`` is imported before any module that does I/O, so that gevent patches the standard
+library first.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import ClassVar
 
@@ -24,6 +25,12 @@ import gevent
 import locust
 from locust import FastHttpUser, LoadTestShape, task
 from locust.env import Environment
+from locust.exception import (
+    InterruptTaskSet,
+    RescheduleTask,
+    RescheduleTaskImmediately,
+    StopUser,
+)
 from locust.runners import MasterRunner, Runner, WorkerRunner
 from locust.web import WebUI
 
@@ -35,6 +42,8 @@ from loadtests.session import (
     watch_parent_if_asked,
 )
 from loadtests.user_steps import FeedbackItem, predict, send_feedback, wall_time
+
+logger = logging.getLogger(__name__)
 
 # How many due feedbacks a user sends per iteration at most, so feedback never starves
 # predictions; the queue is bounded by feedback.max_pending.
@@ -62,6 +71,23 @@ class ScenarioUser(FastHttpUser):
 
     @task
     def predict_then_feedback(self) -> None:
+        try:
+            self._iteration()
+        except (StopUser, RescheduleTask, RescheduleTaskImmediately, InterruptTaskSet):
+            raise
+        except Exception as error:
+            # A bug or a surprise in our own code is a counted failure, never a lost request.
+            logger.warning("scenario user step failed: %s: %s", type(error).__name__, error)
+            self.environment.events.request.fire(
+                request_type="POST",
+                name="/predict",
+                response_time=0.0,
+                response_length=0,
+                exception=error,
+                context={},
+            )
+
+    def _iteration(self) -> None:
         session = self._session()
         now_s = wall_time()
         current = session.current(now_s)
