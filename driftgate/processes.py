@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import signal
@@ -25,8 +26,8 @@ STOP_GRACE_S = 10.0
 PR_SET_PDEATHSIG = 1
 
 
-def _stop_when_parent_dies() -> None:
-    """Runs in the child before exec: ask Linux to SIGTERM it if driftgate itself dies.
+def _signal_when_parent_dies(signum: signal.Signals) -> None:
+    """Runs in the child before exec: ask Linux to send ``signum`` if driftgate itself dies.
 
     This covers the one exit no ``finally`` can: driftgate killed with SIGKILL. Elsewhere than
     Linux the call is unavailable and the child simply lacks this safety net.
@@ -36,7 +37,7 @@ def _stop_when_parent_dies() -> None:
         return
     libc = ctypes.CDLL(libc_name, use_errno=True)
     if hasattr(libc, "prctl"):
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(PR_SET_PDEATHSIG, signum)
 
 
 def free_loopback_port() -> int:
@@ -70,12 +71,16 @@ class ChildProcess:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        parent_death_signal: signal.Signals = signal.SIGTERM,
     ) -> None:
+        """``parent_death_signal`` reaches the child if driftgate dies without stopping it:
+        SIGTERM lets it save its work; SIGKILL suits a child that ignores SIGTERM."""
         self.name = name
         self.command = list(command)
         self.log_path = log_path
         self._env = dict(env) if env is not None else None
         self._cwd = cwd
+        self._parent_death_signal = parent_death_signal
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -89,7 +94,7 @@ class ChildProcess:
                 env=self._env,
                 cwd=self._cwd,
                 start_new_session=True,
-                preexec_fn=_stop_when_parent_dies,
+                preexec_fn=functools.partial(_signal_when_parent_dies, self._parent_death_signal),
             )
         logger.info("started name=%s pid=%s log=%s", self.name, self._process.pid, self.log_path)
 

@@ -94,6 +94,12 @@ class ScenarioRun:
         self.prometheus: PrometheusServer | None = None
         self.prometheus_url: str | None = options.prometheus_url
 
+    def prometheus_settings(self) -> PrometheusSettings:
+        """How the checker and the report reach this run's Prometheus (once it is known)."""
+        if self.prometheus_url is None:
+            raise RunError("no Prometheus for this run: it was neither started nor named")
+        return PrometheusSettings(url=self.prometheus_url)
+
     def stop_children(self) -> None:
         for child in (self.service, self.prometheus):
             if child is not None:
@@ -226,7 +232,7 @@ def _write_html_report(
     timer: StageTimer,
 ) -> None:
     """Fetch the plotted series, save them as CSV, and write report.html."""
-    client = PrometheusClient(PrometheusSettings(url=run.prometheus_url or ""))
+    client = PrometheusClient(run.prometheus_settings())
     try:
         tables = fetch_series(client, *_report_window(manifest))
     finally:

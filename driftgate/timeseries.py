@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from sla.errors import PrometheusAccessError
-from sla.prometheus import PrometheusClient, Series
+from sla.prometheus import PrometheusClient, Series, step_for_range_s
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +82,15 @@ def series_to_frame(result: list[Series], curve_label: str | None) -> pd.DataFra
 
 
 def fetch_series(
-    client: PrometheusClient, start_s: float, end_s: float, step_s: float = 1.0
+    client: PrometheusClient, start_s: float, end_s: float, resolution_s: float = 1.0
 ) -> list[SeriesTable]:
-    """Every report series over ``[start_s, end_s]``.
+    """Every report series over ``[start_s, end_s]``, one point per ``resolution_s``
+    (coarser on long runs, to stay within Prometheus's points-per-series limit).
 
     A query that fails is logged and yields an empty table, which the figure shows as
     "no data": a report with a gap is more use than no report.
     """
+    step_s = step_for_range_s(end_s - start_s, resolution_s)
     tables = []
     for name, (promql, curve_label) in SERIES.items():
         try:

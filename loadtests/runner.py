@@ -211,8 +211,15 @@ class LocustFleet:
             "locust-master", master, logs / "locust-master.log", env, REPO_ROOT
         )
         self.worker_processes = [
+            # A worker whose master is gone keeps retrying it, and nothing of its own is
+            # lost with it: if driftgate itself dies, it is killed outright.
             ChildProcess(
-                f"locust-worker-{n}", worker, logs / f"locust-worker-{n}.log", env, REPO_ROOT
+                f"locust-worker-{n}",
+                worker,
+                logs / f"locust-worker-{n}.log",
+                env,
+                REPO_ROOT,
+                parent_death_signal=signal.SIGKILL,
             )
             for n in range(1, workers + 1)
         ]

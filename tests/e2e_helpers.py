@@ -94,6 +94,24 @@ def processes_with_marker(marker: str) -> list[psutil.Process]:
     return found
 
 
+def describe(processes: list[psutil.Process]) -> list[str]:
+    """Command lines for an assertion message; a process that just ended is named by pid."""
+    described = []
+    for process in processes:
+        try:
+            described.append(" ".join(process.cmdline()))
+        except psutil.Error:
+            described.append(f"pid {process.pid} (ended while being listed)")
+    return described
+
+
+def assert_nothing_left(marker: str) -> None:
+    """No process of the run is alive; kill any that are, so the next test starts clean."""
+    leftovers = processes_with_marker(marker)
+    kill_marked(marker)
+    assert leftovers == [], f"processes left running: {describe(leftovers)}"
+
+
 def kill_marked(marker: str) -> None:
     """Clean-up after a failed assertion, so one broken test does not leak into the next."""
     for process in processes_with_marker(marker):

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from e2e_helpers import (
     SCENARIOS,
-    kill_marked,
-    processes_with_marker,
+    assert_nothing_left,
     run_driftgate,
     shortened_scenario,
 )
@@ -34,16 +33,10 @@ def runs_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs"
 
 
-def _assert_nothing_left(marker: str) -> None:
-    leftovers = processes_with_marker(marker)
-    kill_marked(marker)
-    assert leftovers == [], f"processes left running: {[p.cmdline() for p in leftovers]}"
-
-
 def test_smoke_runs_end_to_end_and_leaves_its_report(runs_dir: Path) -> None:
     result = run_driftgate(["run", str(SCENARIOS / "smoke.yaml")], runs_dir)
 
-    _assert_nothing_left(result.marker)
+    assert_nothing_left(result.marker)
     assert result.exit_code == EXIT_OK, result.stderr
     assert result.run_dir is not None
     assert set(result.verdicts().values()) == {"pass"}
@@ -67,7 +60,7 @@ def test_smoke_runs_end_to_end_and_leaves_its_report(runs_dir: Path) -> None:
 def test_sudden_drift_is_detected_and_alerts_only_then(runs_dir: Path) -> None:
     result = run_driftgate(["run", str(SCENARIOS / "drift-sudden.yaml")], runs_dir)
 
-    _assert_nothing_left(result.marker)
+    assert_nothing_left(result.marker)
     assert result.exit_code == EXIT_OK, result.stdout + result.stderr
     verdicts = result.verdicts()
     assert verdicts["drift alert fired during the drift"] == "pass"
@@ -88,14 +81,14 @@ def test_slow_challenger_fails_its_latency_gate(runs_dir: Path, tmp_path: Path) 
 
     result = run_driftgate(["run", str(scenario)], runs_dir)
 
-    _assert_nothing_left(result.marker)
+    assert_nothing_left(result.marker)
     assert result.exit_code == EXIT_FAIL, result.stdout + result.stderr
     by_name = {item["name"]: item for item in result.report()["objectives"]}
     challenger = by_name["challenger p95 inference latency"]
     assert challenger["verdict"] == "fail"
-    # Every v2 call sleeps the injected 80 ms, so its p95 cannot be below that; the buckets
-    # resolve it to within 10 %.
-    assert INJECTED_V2_LATENCY_S <= challenger["value"] <= INJECTED_V2_LATENCY_S * 1.2
+    # Every v2 call sleeps the injected 80 ms, so its p95 cannot be below that (how far above
+    # depends on how busy the machine is, so no upper bound is asserted).
+    assert challenger["value"] >= INJECTED_V2_LATENCY_S
     assert by_name["champion p95 inference latency"]["verdict"] == "pass"
     assert by_name["challenger p95 at most 10 % above champion's"]["verdict"] == "fail"
 
@@ -105,7 +98,7 @@ def test_baseline_traffic_fires_no_alert(runs_dir: Path, tmp_path: Path) -> None
 
     result = run_driftgate(["run", str(scenario)], runs_dir)
 
-    _assert_nothing_left(result.marker)
+    assert_nothing_left(result.marker)
     assert result.exit_code == EXIT_OK, result.stdout + result.stderr
     assert result.verdicts()["no alert fired"] == "pass"
 
@@ -116,7 +109,7 @@ def test_missing_prometheus_is_a_clear_run_error(runs_dir: Path) -> None:
         runs_dir,
     )
 
-    _assert_nothing_left(result.marker)
+    assert_nothing_left(result.marker)
     assert result.exit_code == EXIT_RUN_ERROR
     message = result.stderr.strip()
     assert "/nonexistent/prometheus" in message and "apt-get install" in message
