@@ -171,12 +171,7 @@ def run_scenario(options: RunOptions, console: Console) -> int:
     try:
         manifest = _measure(run, scenario, run_dir, timer)
         with timer.stage("check"):
-            report = run_check(
-                sla_file,
-                PrometheusSettings(url=run.prometheus_url or ""),
-                manifest,
-                out_dir=run_dir,
-            )
+            report = run_check(sla_file, run.prometheus_settings(), manifest, out_dir=run_dir)
         with timer.stage("report"):
             _write_html_report(run, scenario.name, manifest, sla_file, report, run_dir, timer)
     except (RunError, KeyboardInterrupt):
