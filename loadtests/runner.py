@@ -153,7 +153,9 @@ def _scenario_file_for_locust(scenario: Scenario, run_dir: Path) -> Path:
     copy_path = run_dir / SCENARIO_COPY_FILENAME
     source = scenario.source_path
     header = f"# copied from {source}\n" if source is not None else ""
-    body = yaml.safe_dump(scenario.model_dump(mode="json", exclude_unset=True), sort_keys=False)
+    body = yaml.safe_dump(
+        scenario.model_dump(mode="json", exclude_unset=True, by_alias=True), sort_keys=False
+    )
     copy_path.write_text(header + body)
     return source if source is not None else copy_path
 
@@ -341,14 +343,19 @@ def _finished_manifest(
     fleet: LocustFleet,
 ) -> RunManifest:
     manifest = _manifest_or_fallback(scenario, url, run_dir, workers, launched_s)
+    require_requests(manifest, fleet.controller.log_path)
+    return manifest
+
+
+def require_requests(manifest: RunManifest, log_path: Path) -> None:
+    """Raise a RunError if the run measured nothing: no data is never a pass."""
     if manifest.client_stats is None:
-        raise RunError(f"Locust ended without writing statistics; see {fleet.controller.log_path}")
+        raise RunError(f"Locust ended without writing statistics; see {log_path}")
     if manifest.client_stats.total_requests == 0:
         raise RunError(
-            f"the run sent no request to {url}; see {fleet.controller.log_path} (no data is "
+            f"the run sent no request to {manifest.target_url}; see {log_path} (no data is "
             "never a pass)"
         )
-    return manifest
 
 
 @contextmanager

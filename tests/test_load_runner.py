@@ -19,7 +19,8 @@ from driftgate.errors import RunError
 from driftgate.manifest import RunManifest
 from driftgate.processes import free_loopback_port
 from driftgate.scenario import parse_scenario
-from loadtests.runner import LoadProgress, check_target_ready, run_load
+from loadtests.results import build_manifest, client_stats
+from loadtests.runner import LoadProgress, check_target_ready, require_requests, run_load
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 USERS = 4
@@ -134,6 +135,25 @@ def test_the_bundled_service_needs_its_url(tmp_path: Path):
     )
     with pytest.raises(RunError, match="pass the URL it listens on"):
         run_load(scenario, None, tmp_path / "run")
+
+
+def test_a_run_without_requests_is_an_error(tmp_path: Path):
+    scenario = marker_scenario("http://127.0.0.1:1")
+    empty = build_manifest(
+        scenario,
+        "http://127.0.0.1:1",
+        1000.0,
+        1006.0,
+        completed=True,
+        stats=client_stats([], [], {}),
+    )
+    with pytest.raises(RunError, match=r"the run sent no request to http://127\.0\.0\.1:1"):
+        require_requests(empty, tmp_path / "locust.log")
+    unmeasured = build_manifest(
+        scenario, "http://127.0.0.1:1", 1000.0, 1006.0, completed=True, stats=None
+    )
+    with pytest.raises(RunError, match="without writing statistics"):
+        require_requests(unmeasured, tmp_path / "locust.log")
 
 
 INTERRUPTED_RUN = """
