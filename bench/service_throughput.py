@@ -8,9 +8,11 @@ conditions. Prints requests/s per round, the medians, and instrumented/bare as a
 
 The load generator shares the machine (and other work may run on it), so throughput is
 noisy. The bench therefore also prints the service process's CPU time per request (user +
-system, the monitor thread included), which other processes disturb much less, and the
-bare/instrumented ratio of it: the throughput share instrumentation would leave on a
-CPU-bound worker.
+system, the monitor thread included) and the bare/instrumented ratio of it: the share of
+throughput instrumentation leaves on a CPU-bound worker. Last, it drives both apps
+in-process through ASGI calls (no sockets, no HTTP parsing, so the relative cost shows
+larger than over HTTP) and compares CPU time per request, which other processes on the
+machine disturb least.
 
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``). Usage::
 
@@ -20,6 +22,7 @@ Needs ``wrk`` (Debian: ``apt-get install -y wrk``). Usage::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import re
@@ -29,14 +32,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import psutil
 import yaml
+from prometheus_client import CollectorRegistry
 
+from target_service.app import create_app
+from target_service.config import load_settings
 from target_service.dataset import example_record
+from target_service.models import load_models
 
 READY_PATTERN = re.compile(r"ready url=(http://\S+)")
 RATE_PATTERN = re.compile(r"Requests/sec:\s+([0-9.]+)")
@@ -46,7 +55,7 @@ START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 WARM_UP_S = 2.0
 
-CONFIGURATIONS: dict[str, dict[str, object]] = {
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "instrumented": {"instrumentation_enabled": True, "drift": {"enabled": True}},
     "bare": {"instrumentation_enabled": False, "drift": {"enabled": False}},
 }
@@ -163,6 +172,7 @@ def main() -> int:
         results = measure(services, script, args)
 
     report(results)
+    in_process_cost(args.rounds)
     return 0
 
 
@@ -195,7 +205,94 @@ def report(results: dict[str, list[Measurement]]) -> None:
     for name in results:
         print(f"median {name}: {rate[name]:.0f} req/s, {cpu[name] * 1e6:.0f} us CPU/request")
     print(f"throughput ratio instrumented/bare: {rate['instrumented'] / rate['bare']:.3f}")
+    # Each round's two runs are adjacent in time; their ratio cancels slow drifts of the load.
+    paired = statistics.median(
+        one.requests_per_s / other.requests_per_s
+        for one, other in zip(results["instrumented"], results["bare"], strict=True)
+    )
+    print(f"median of per-round throughput ratios instrumented/bare: {paired:.3f}")
     print(f"CPU-cost ratio bare/instrumented: {cpu['bare'] / cpu['instrumented']:.3f}")
+
+
+def in_process_cost(rounds: int, requests_per_round: int = 3000) -> None:
+    """CPU time per request of both apps driven directly through ASGI, interleaved."""
+    asyncio.run(_in_process_cost(rounds, requests_per_round))
+
+
+async def _in_process_cost(rounds: int, requests_per_round: int) -> None:
+    settings = {name: load_settings(**values) for name, values in CONFIGURATIONS.items()}
+    models = load_models(settings["bare"].resolved_cache_dir())
+    body = json.dumps(example_record()).encode()
+    cpu_per_request: dict[str, list[float]] = {name: [] for name in settings}
+    with tempfile.TemporaryDirectory(prefix="driftgate-bench-") as tmp:
+        apps = {
+            name: create_app(
+                values,
+                registry=CollectorRegistry(),
+                shared_dir=Path(tmp) / name,
+                rng=np.random.default_rng(0),
+                models=models,
+            )
+            for name, values in settings.items()
+        }
+        async with contextlib.AsyncExitStack() as stack:
+            for app in apps.values():
+                await stack.enter_async_context(app.router.lifespan_context(app))
+            for round_index in range(rounds + 1):
+                order = list(apps) if round_index % 2 == 0 else list(reversed(apps))
+                for name in order:
+                    start_s = time.process_time()
+                    await _drive(apps[name], body, requests_per_round)
+                    used_s = (time.process_time() - start_s) / requests_per_round
+                    # Round 0 warms up (detector calibration, allocator growth).
+                    if round_index > 0:
+                        cpu_per_request[name].append(used_s)
+
+    medians = {name: statistics.median(values) for name, values in cpu_per_request.items()}
+    for name, median in medians.items():
+        print(f"in-process {name}: {median * 1e6:.0f} us CPU/request")
+    ratio = medians["bare"] / medians["instrumented"]
+    print(f"in-process CPU-cost ratio bare/instrumented: {ratio:.3f}")
+
+
+async def _drive(app: Any, body: bytes, requests: int) -> None:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    statuses = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    for _ in range(requests):
+        await app(dict(scope), _receiver(body), send)
+    if set(statuses) != {200}:
+        raise RuntimeError(f"unexpected statuses in-process: {sorted(set(statuses))}")
+
+
+def _receiver(body: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """An ASGI receive callable: the whole body once, then a disconnect."""
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop() if messages else {"type": "http.disconnect"}
+
+    return receive
 
 
 if __name__ == "__main__":
