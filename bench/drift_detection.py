@@ -43,6 +43,7 @@ from target_service.config import DriftSettings
 from target_service.dataset import (
     CATEGORICAL_FEATURES,
     FEATURES,
+    FEATURES_BY_NAME,
     NUMERIC_FEATURES,
     TARGET,
     FeatureSpec,
@@ -169,9 +170,9 @@ def _drifted(
         mean = float(reference.mean())
         out[:, column] = mean + scenario.size * (out[:, column] - mean)
     else:
-        n_categories = int(np.nanmax(rows[:, column])) + 1
+        n_categories = len(FEATURES_BY_NAME[scenario.feature].categories)
         replaced = rng.random(out.shape[0]) < scenario.size
-        out[replaced, column] = rng.integers(0, n_categories, int(replaced.sum()))
+        out[replaced, column] = rng.integers(0, n_categories, int(np.count_nonzero(replaced)))
     return out
 
 
