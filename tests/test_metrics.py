@@ -109,6 +109,14 @@ def test_docs_name_every_metric_and_reason() -> None:
         assert f"`{reason}`" in text
 
 
+def test_docs_give_a_query_for_every_metric() -> None:
+    queries = DOCS.read_text().split("```promql")[1].split("```")[0]
+
+    for name, (kind, _) in DOCUMENTED.items():
+        exported = f"{name}_total" if kind == "counter" else name
+        assert exported in queries, exported
+
+
 def test_docs_list_the_buckets_the_code_builds() -> None:
     block = DOCS.read_text().split("## Latency buckets")[1].split("```")[1]
 
