@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import math
 import mmap
 import os
 import time
@@ -232,6 +233,7 @@ class MonitoringService:
         for ring in (self._rows_ring, self._feedback_ring, *self._readers.values()):
             if ring is not None:
                 ring.close()
+        self._rows_ring = self._feedback_ring = None
         self._readers.clear()
 
     async def _run(self) -> None:
@@ -324,7 +326,7 @@ class MonitoringService:
                 continue
             # Index -1 (unseen) picks the last entry.
             lookup = [*spec.categories, UNSEEN_CATEGORY]
-            columns.append([None if code != code else lookup[int(code)] for code in values])
+            columns.append([None if math.isnan(code) else lookup[int(code)] for code in values])
         names = [spec.name for spec in self.features]
         return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
