@@ -73,6 +73,45 @@ def _verdicts_table(rows: Sequence[VerdictRow]) -> str:
     return f"<table>{header}{''.join(body)}</table>"
 
 
+@dataclass(frozen=True)
+class CrossCheckLine:
+    """Client-side (Locust) against server-side (Prometheus) latency of one route."""
+
+    route: str
+    requests: int
+    client_ms: tuple[float | None, float | None, float | None]
+    server_ms: tuple[float | None, float | None, float | None]
+    note: str | None
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _cross_check_table(lines: Sequence[CrossCheckLine]) -> str:
+    if not lines:
+        return ""
+    header = (
+        "<tr><th>route</th><th>requests</th><th>p50 client / server (ms)</th>"
+        "<th>p95 client / server (ms)</th><th>p99 client / server (ms)</th><th>note</th></tr>"
+    )
+    body = "".join(
+        f"<tr><td>{escape(line.route)}</td><td>{line.requests}</td>"
+        + "".join(
+            f"<td>{_ms(client)} / {_ms(server)}</td>"
+            for client, server in zip(line.client_ms, line.server_ms, strict=True)
+        )
+        + f"<td>{escape(line.note or '')}</td></tr>"
+        for line in lines
+    )
+    return (
+        "<h2>Client against server latency</h2><p class='note'>Locust's client-side "
+        "percentiles (rounded by Locust, and including the network and the load generator's "
+        "own delays) beside Prometheus's server-side histograms; only the server side gates."
+        f"</p><table>{header}{body}</table>"
+    )
+
+
 def _figure_html(figure: Figure) -> str:
     data = base64.b64encode(figure.png).decode("ascii")
     title = escape(figure.title)
@@ -98,6 +137,7 @@ def render_report(
     figures: Sequence[Figure],
     notes: Sequence[str],
     stage_durations_s: dict[str, float],
+    cross_check: Sequence[CrossCheckLine] = (),
 ) -> str:
     """The whole page as one HTML string."""
     colour = VERDICT_COLOURS.get(overall_verdict, "#1f2328")
@@ -110,6 +150,7 @@ def render_report(
         f"{escape(overall_verdict)}</span></p>"
         f"<h2>Verdicts</h2>{_verdicts_table(rows)}{notes_html}"
         f"{''.join(_figure_html(figure) for figure in figures)}"
+        f"{_cross_check_table(cross_check)}"
         f"<h2>Time per stage</h2>{_stages_table(stage_durations_s)}"
         "</body></html>"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from driftgate.errors import ManifestError
-from driftgate.html_report import VerdictRow
+from driftgate.html_report import CrossCheckLine, VerdictRow
 from driftgate.manifest import RunManifest
 from driftgate.plots import Detection, Threshold
 from sla.evaluate import format_value, quantile_name
@@ -24,6 +24,22 @@ def verdict_row(result: ObjectiveResult) -> VerdictRow:
         reason=result.reason,
         promql="\n".join(result.queries),
     )
+
+
+def cross_check_lines(report: CheckReport) -> list[CrossCheckLine]:
+    def ms(value: float | None) -> float | None:
+        return None if value is None else value * 1000
+
+    return [
+        CrossCheckLine(
+            route=f"{row.method} {row.route}",
+            requests=row.requests,
+            client_ms=(ms(row.client_p50_s), ms(row.client_p95_s), ms(row.client_p99_s)),
+            server_ms=(ms(row.server_p50_s), ms(row.server_p95_s), ms(row.server_p99_s)),
+            note=row.note,
+        )
+        for row in report.cross_check
+    ]
 
 
 def latency_thresholds(sla_file: SlaFile) -> list[Threshold]:

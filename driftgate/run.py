@@ -37,7 +37,12 @@ from driftgate.plots import (
 )
 from driftgate.progress import ProgressPanel
 from driftgate.prometheus_server import PrometheusServer, find_prometheus_binary
-from driftgate.report_views import detection_of, latency_thresholds, verdict_row
+from driftgate.report_views import (
+    cross_check_lines,
+    detection_of,
+    latency_thresholds,
+    verdict_row,
+)
 from driftgate.scenario import Scenario, load_scenario
 from driftgate.service_process import ReferenceServiceProcess
 from driftgate.stages import StageTimer
@@ -250,6 +255,7 @@ def _write_html_report(
         figures,
         report.notes,
         dict(timer.durations_s),
+        cross_check_lines(report),
     )
     write_report(run_dir / "report.html", page)
 

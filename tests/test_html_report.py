@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from driftgate.html_report import VerdictRow, render_report, write_report
+from driftgate.html_report import CrossCheckLine, VerdictRow, render_report, write_report
 from driftgate.manifest import PhaseRecord, RunManifest
 from driftgate.plots import (
     Detection,
@@ -133,8 +133,20 @@ def _build_report(path: Path) -> str:
             "histogram_quantile(...)",
         ),
     ]
+    cross_check = [
+        CrossCheckLine("POST /predict", 700, (4.0, 12.0, 17.0), (1.5, 7.0, 10.9), None),
+    ]
+    cross_check = [
+        CrossCheckLine("POST /predict", 700, (4.0, 12.0, 17.0), (1.5, 7.0, 10.9), None),
+    ]
     html_text = render_report(
-        "driftgate run: demo", "fail", rows, figures, ["a note"], {"load": 60.0, "check": 1.0}
+        "driftgate run: demo",
+        "fail",
+        rows,
+        figures,
+        ["a note"],
+        {"load": 60.0, "check": 1.0},
+        cross_check,
     )
     write_report(path, html_text)
     return html_text
@@ -147,6 +159,7 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     assert not re.search(r"""(src|href)=["']?https?://""", html_text)
     assert html_text.count("data:image/png;base64,") == 5
     assert "drift detected" in html_text
+    assert "<td>4.0 / 1.5</td>" in html_text, "client p50 beside server p50, in ms"
 
 
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
