@@ -283,6 +283,11 @@ def report(
             f"{arm:<14}{rate:9.1f}{predict:12.1f}{rate / bare_rate:13.3f}"
             f"{cpu * 1e6:13.0f} us{bare_cpu / cpu:23.3f}"
         )
+    own_s = own_work_per_iteration_s()
+    print(
+        f"scenario user's own work per iteration (no HTTP, in-process): {own_s * 1e6:.1f} us "
+        f"= {own_s / bare_cpu:.1%} of the bare arm's CPU per request"
+    )
     print(
         "ratio req/s: requests/s against the bare arm (target >= 0.90); the service shares "
         "the CPU, so it is the bound here."
