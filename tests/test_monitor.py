@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +12,21 @@ from prometheus_client import CollectorRegistry
 
 from target_service.config import DriftSettings
 from target_service.dataset import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES, load_split
-from target_service.drift import DriftDetector
+from target_service.drift import DriftDetector, DriftReport
 from target_service.instrument import raw_rows
 from target_service.metrics import ServiceMetrics
-from target_service.monitor import UNSEEN_CATEGORY, MonitoringService, RowRing
+from target_service.monitor import UNSEEN_CATEGORY, DetectorFactory, MonitoringService, RowRing
 
 VERSIONS = ("v1", "v2")
 DRIFT = DriftSettings.model_validate({"window_size": 500, "min_samples": 50})
 
 
-def make_monitor(shared_dir: Path, tag: str, feedback_window: int = 4) -> MonitoringService:
+def make_monitor(
+    shared_dir: Path,
+    tag: str,
+    feedback_window: int = 4,
+    detector_factory: DetectorFactory | None = None,
+) -> MonitoringService:
     registry = CollectorRegistry()
     metrics = ServiceMetrics(
         registry, VERSIONS, ("no_visit", "visit"), FEATURE_NAMES, CATEGORICAL_FEATURES
@@ -36,7 +42,7 @@ def make_monitor(shared_dir: Path, tag: str, feedback_window: int = 4) -> Monito
         versions=VERSIONS,
         metrics=metrics,
         drift=DRIFT,
-        detector_factory=detector,
+        detector_factory=detector_factory or detector,
         feedback_window=feedback_window,
         process_tag=tag,
     )
@@ -168,4 +174,33 @@ def test_decode_inverts_raw_rows_keeping_null_apart_from_unseen(tmp_path: Path) 
 
     records[1]["coinsurance_pct"] = UNSEEN_CATEGORY
     assert decoded == records
+    asyncio.run(monitor.stop())
+
+
+class DoublingDetector:
+    """A detector with its own encoding (numbers doubled): rows must go through encode()."""
+
+    def __init__(self) -> None:
+        self.observed: list[np.ndarray] = []
+
+    def encode(self, records: Sequence[Mapping[str, float | str | None]]) -> np.ndarray:
+        return np.array([[2.0 * len(str(value)) for value in r.values()] for r in records])
+
+    def observe(self, rows: np.ndarray) -> None:
+        self.observed.append(rows)
+
+    def evaluate(self) -> DriftReport:
+        return DriftReport((), 0.0, sum(len(rows) for rows in self.observed), 0, False)
+
+
+def test_rows_go_through_encode_when_the_detector_encodes_differently(tmp_path: Path) -> None:
+    detector = DoublingDetector()
+    monitor = make_monitor(tmp_path, "a", detector_factory=lambda: detector)
+    records = holdout_records(0, 5)
+    monitor.record_rows(raw_rows(FEATURES, records))
+
+    monitor.tick()
+
+    expected = detector.encode(monitor.decode(raw_rows(FEATURES, records)))
+    np.testing.assert_array_equal(detector.observed[-1], expected)
     asyncio.run(monitor.stop())
