@@ -133,7 +133,9 @@ def run_load(
             fleet.stop()
             _manifest_or_fallback(scenario, url, run_dir, workers, launched_s)
             raise
-        fleet.stop()
+        finally:
+            # Whatever happened (an on_progress callback may raise too), nothing outlives us.
+            fleet.stop()
 
     return _finished_manifest(scenario, url, run_dir, workers, launched_s, fleet)
 

@@ -137,6 +137,19 @@ def test_the_bundled_service_needs_its_url(tmp_path: Path):
         run_load(scenario, None, tmp_path / "run")
 
 
+def test_a_failing_progress_callback_stops_every_locust_process(tmp_path: Path):
+    def fail(report: LoadProgress) -> None:
+        raise ValueError("the progress panel broke")
+
+    run_dir = tmp_path / "run"
+    with (
+        recording_service(tmp_path) as service,
+        pytest.raises(ValueError, match="the progress panel broke"),
+    ):
+        run_load(marker_scenario(service.url, phase_s=20.0), None, run_dir, on_progress=fail)
+    assert locust_processes_for(run_dir) == []
+
+
 def test_a_run_without_requests_is_an_error(tmp_path: Path):
     scenario = marker_scenario("http://127.0.0.1:1")
     empty = build_manifest(
