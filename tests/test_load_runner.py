@@ -90,6 +90,25 @@ def test_version_header_weights_force_versions(tmp_path: Path):
     assert versions == {"v2"}
 
 
+def test_feedback_beyond_max_pending_is_dropped_and_counted(tmp_path: Path):
+    scenario = marker_scenario("http://127.0.0.1:1", phase_s=2.0, users=2, feedback_share=1.0)
+    scenario.feedback.delay = 60.0
+    scenario.feedback.max_pending = 3
+    with recording_service(tmp_path) as service:
+        scenario.target.url = service.url
+        manifest = run_load(scenario, None, tmp_path / "run")
+        feedbacks = [a for a in service.arrivals() if a["route"] == "/feedback"]
+
+    assert manifest.client_stats is not None
+    predictions = {row.name: row for row in manifest.client_stats.requests}["/predict"].requests
+    dropped = manifest.client_stats.errors[
+        "client: feedback dropped (feedback.max_pending reached)"
+    ]
+    # Nothing is due within the run; each user keeps its last 3 and dropped the rest.
+    assert feedbacks == []
+    assert dropped == predictions - 2 * 3
+
+
 def test_bad_answers_are_counted_failures_not_lost_requests(tmp_path: Path):
     with recording_service(tmp_path, mode="garbage") as service:
         manifest = run_load(
