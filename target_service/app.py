@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sklearn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
@@ -119,6 +120,9 @@ def _lifespan(state: ServiceState) -> Any:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One BLAS/OpenMP thread: single-row calls must not pay for waking a thread pool.
         threadpool_limits(limits=1)
+        # Requests are checked for finite numbers already; skip scikit-learn's second check.
+        # (A thread-local setting: requests run on this event loop's thread.)
+        sklearn.set_config(assume_finite=True)
         if state.models is None:
             state.models = load_models(state.settings.resolved_cache_dir())
         logger.info("worker ready pid=%s", os.getpid())

@@ -21,6 +21,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import joblib
@@ -60,9 +61,15 @@ class FeatureEncoder:
         scale[scale == 0] = 1.0
         return cls(tuple(features), values.mean(axis=0), scale)
 
-    @property
-    def numeric_columns(self) -> np.ndarray:
-        return np.array([i for i, s in enumerate(self.features) if s.kind == "numeric"])
+    @cached_property
+    def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        # Raw columns of the numeric and categorical features, where each categorical
+        # feature's one-hot block starts in the model matrix, and the matrix width.
+        numeric = [i for i, spec in enumerate(self.features) if spec.kind == "numeric"]
+        categorical = [i for i, spec in enumerate(self.features) if spec.kind == "categorical"]
+        sizes = [len(self.features[i].categories) for i in categorical]
+        offsets = len(numeric) + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        return np.array(numeric), np.array(categorical), offsets, len(numeric) + sum(sizes)
 
     def raw_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw rows of a data frame: numeric values, category codes (-1 unseen, NaN null)."""
@@ -80,18 +87,14 @@ class FeatureEncoder:
 
     def model_matrix(self, raw: np.ndarray) -> np.ndarray:
         """Standardised numeric columns followed by one one-hot block per categorical feature."""
-        numeric = (raw[:, self.numeric_columns] - self.numeric_mean) / self.numeric_scale
-        blocks = [numeric]
-        rows = np.arange(raw.shape[0])
-        for column, spec in enumerate(self.features):
-            if spec.kind != "categorical":
-                continue
-            block = np.zeros((raw.shape[0], len(spec.categories)))
-            codes = raw[:, column]
-            known = codes >= 0  # False for unseen (-1) and missing (NaN): all-zero block
-            block[rows[known], codes[known].astype(np.intp)] = 1.0
-            blocks.append(block)
-        return np.hstack(blocks)
+        numeric, categorical, offsets, width = self._layout
+        matrix = np.zeros((raw.shape[0], width))
+        matrix[:, : len(numeric)] = (raw[:, numeric] - self.numeric_mean) / self.numeric_scale
+        codes = raw[:, categorical]
+        # False for unseen (-1) and missing (NaN): their one-hot block stays all zero.
+        rows, features = np.nonzero(codes >= 0)
+        matrix[rows, offsets[features] + codes[rows, features].astype(np.intp)] = 1.0
+        return matrix
 
 
 @dataclass(frozen=True)
