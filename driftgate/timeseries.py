@@ -68,11 +68,16 @@ class SeriesTable:
     frame: pd.DataFrame
 
 
-def series_to_frame(result: list[Series], curve_label: str | None) -> pd.DataFrame:
-    """A range query's series as a wide table indexed by UTC epoch seconds."""
+def series_to_frame(
+    result: list[Series], curve_label: str | None, single_name: str = "value"
+) -> pd.DataFrame:
+    """A range query's series as a wide table indexed by UTC epoch seconds.
+
+    Curves are named by their ``curve_label`` value; a series without one is ``single_name``.
+    """
     columns: dict[str, pd.Series] = {}
     for series in result:
-        name = series.labels.get(curve_label, "value") if curve_label else "value"
+        name = series.labels.get(curve_label, single_name) if curve_label else single_name
         times = [point[0] for point in series.points]
         values = [point[1] for point in series.points]
         columns[name] = pd.Series(values, index=times, dtype=float)
@@ -98,7 +103,8 @@ def fetch_series(
         except PrometheusAccessError as error:
             logger.warning("series=%s not fetched: %s", name, error)
             result = []
-        tables.append(SeriesTable(name, promql, series_to_frame(result, curve_label)))
+        frame = series_to_frame(result, curve_label, single_name=name.replace("_", " "))
+        tables.append(SeriesTable(name, promql, frame))
     return tables
 
 
