@@ -647,25 +647,22 @@ def render_schema() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m driftgate.scenario --write-schema [PATH]`` or ``--check FILE...``."""
+    """``python -m driftgate.scenario --write-schema [PATH]``: regenerate the editors' schema.
+
+    Checking files is ``driftgate validate``'s job; this entry point only writes the schema
+    after the scenario model changed.
+    """
     parser = argparse.ArgumentParser(prog="python -m driftgate.scenario")
-    parser.add_argument("--write-schema", type=Path, nargs="?", const=Path("scenarios"))
-    parser.add_argument("--check", type=Path, nargs="*", default=[])
+    parser.add_argument(
+        "--write-schema", type=Path, nargs="?", const=Path("scenarios"), required=True
+    )
     options = parser.parse_args(argv)
 
-    if options.write_schema is not None:
-        target = options.write_schema
-        if target.is_dir():
-            target = target / SCHEMA_FILENAME
-        target.write_text(render_schema())
-        print(f"wrote {target}")
-    for path in options.check:
-        try:
-            scenario = load_scenario(path)
-        except ScenarioError as error:
-            print(error)
-            return 2
-        print(f"{path}: ok ({scenario.name}, {format_duration(scenario.duration_s)} of load)")
+    target = options.write_schema
+    if target.is_dir():
+        target = target / SCHEMA_FILENAME
+    target.write_text(render_schema())
+    print(f"wrote {target}")
     return 0
 
 
