@@ -146,7 +146,7 @@ def describe_validation_error(error: ValidationError, source: str) -> str:
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> ServiceSettings:
-    """Read settings from ``config_file`` (or ``$DRIFTGATE_CONFIG``), the environment and overrides."""
+    """Settings from ``config_file`` (or ``$DRIFTGATE_CONFIG``), the environment, overrides."""
     file_values: dict[str, Any] = {}
     config_file = config_file or _env_config_file()
     if config_file is not None:
