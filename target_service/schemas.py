@@ -45,6 +45,8 @@ def parse_json(body: bytes) -> Any:
         raise RequestRejected(400, "empty_body", "body: empty; expected a JSON object")
     try:
         return json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise RequestRejected(400, "malformed_json", "body: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as error:
         message = str(error).splitlines()[0]
         raise RequestRejected(400, "malformed_json", f"body: not valid JSON ({message})") from None
@@ -123,7 +125,13 @@ class RecordParser:
         if isinstance(value, bool) or not isinstance(value, int | float):
             shown = repr(value)[:80]
             raise RequestRejected(422, "wrong_type", f"{field}: expected a number, got {shown}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            # An integer literal with hundreds of digits: beyond any float.
+            raise RequestRejected(
+                422, "non_finite", f"{field}: an integer too large for a number"
+            ) from None
         if not math.isfinite(number):
             raise RequestRejected(422, "non_finite", f"{field}: {number} is not a finite number")
         low = -math.inf if spec.valid_min is None else spec.valid_min

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from target_service.app import create_app
 from target_service.config import load_settings
 from target_service.dataset import CLASSES, FEATURES, TARGET, example_record, load_split
+from target_service.metrics import REJECTION_REASONS
 from target_service.models import TrainedModel, load_models
 
 MAX_BODY_BYTES = 2048
@@ -182,6 +183,16 @@ BAD_PREDICT_BODIES = [
         "chronic_diseases",
         id="overflowing-number",
     ),
+    pytest.param(
+        body(record_with(chronic_diseases=0)).replace(
+            b'"chronic_diseases": 0', b'"chronic_diseases": 1' + b"0" * 400
+        ),
+        422,
+        "non_finite",
+        "chronic_diseases",
+        id="huge-integer",
+    ),
+    pytest.param(b"[" * 2000, 400, "malformed_json", "body", id="deep-nesting"),
     pytest.param(body({"instances": []}), 422, "empty_batch", "instances", id="empty-batch"),
     pytest.param(
         body({"instances": [example_record()] * (MAX_BATCH + 1)}),
@@ -567,3 +578,48 @@ def test_bare_service_predicts_without_metrics_or_monitor(
     assert metrics.status_code == 404
     assert list(registry.collect()) == []
     assert not any(tmp_path.iterdir())
+
+
+ODD_VALUES: list[Any] = [
+    None,
+    True,
+    0,
+    -1,
+    1e308,
+    -1e308,
+    2**70,
+    "",
+    "x" * 70,
+    "good",
+    [],
+    [1],
+    {},
+    {"a": 1},
+    0.5,
+    "NaN",
+    "1e3",
+    "\u00e9\u4e2d",
+    7.17,
+    58.6,
+]
+
+
+def test_randomly_mangled_records_never_get_a_server_error(make_service: Any) -> None:
+    service = make_service(rng_seed=11)
+    rng = np.random.default_rng(11)
+    names = [spec.name for spec in FEATURES]
+
+    statuses = set()
+    for _ in range(300):
+        record: dict[str, Any] = example_record()
+        for name in rng.choice(names, size=int(rng.integers(1, 4)), replace=False):
+            record[str(name)] = ODD_VALUES[int(rng.integers(len(ODD_VALUES)))]
+        if rng.random() < 0.2:
+            del record[str(rng.choice(names))]
+        document = {"instances": [record]} if rng.random() < 0.3 else record
+        statuses.add(service.client.post("/predict", json=document).status_code)
+
+    assert statuses <= {200, 422}
+    assert 422 in statuses
+    refused = sum(service.value("rejected_requests_total", reason=r) for r in REJECTION_REASONS)
+    assert refused + service.monitor.rows_recorded == 300
