@@ -73,7 +73,7 @@ class Scale:
     timing_repeats: int
 
 
-FULL = Scale(calibrations=10, runs_per_calibration=100, delay_runs=200, timing_repeats=300)
+FULL = Scale(calibrations=20, runs_per_calibration=100, delay_runs=200, timing_repeats=300)
 QUICK = Scale(calibrations=4, runs_per_calibration=25, delay_runs=40, timing_repeats=100)
 
 
@@ -106,13 +106,12 @@ def _holdout_rows(detector: DriftDetector) -> np.ndarray:
     return detector.encode(holdout.to_dict("records"))
 
 
-def _new_detector(seed: int, settings: DriftSettings | None = None) -> DriftDetector:
-    settings = settings or DriftSettings()
+def _new_detector(seed: int, settings: DriftSettings) -> DriftDetector:
     return DriftDetector(load_split().train, FEATURES, settings, np.random.default_rng(seed))
 
 
-def _null_runs(calibration_seed: int, n_runs: int) -> list[NullRun]:
-    calibrated = _new_detector(calibration_seed)
+def _null_runs(calibration_seed: int, n_runs: int, settings: DriftSettings) -> list[NullRun]:
+    calibrated = _new_detector(calibration_seed, settings)
     rows = _holdout_rows(calibrated)
     numeric = [i for i, spec in enumerate(FEATURES) if spec.kind == "numeric"]
     rng = np.random.default_rng(calibration_seed + 1_000_003)
@@ -176,8 +175,10 @@ def _drifted(
     return out
 
 
-def _delay_runs(scenario: Scenario, seed: int, n_runs: int) -> list[tuple[int, str]]:
-    calibrated = _new_detector(seed)
+def _delay_runs(
+    scenario: Scenario, seed: int, n_runs: int, settings: DriftSettings
+) -> list[tuple[int, str]]:
+    calibrated = _new_detector(seed, settings)
     rows = _holdout_rows(calibrated)
     column = calibrated.feature_names.index(scenario.feature)
     rng = np.random.default_rng(seed + 7)
@@ -356,10 +357,10 @@ def _time_ms(action: Callable[[], object], repeats: int) -> tuple[float, float]:
     return float(np.median(elapsed) * 1e3), float(np.percentile(elapsed, 90) * 1e3)
 
 
-def _report_cost(scale: Scale, seed: int) -> None:
+def _report_cost(scale: Scale, seed: int, numeric_test: str) -> None:
     rng = np.random.default_rng(seed)
     frame, specs = _wide_frame(30, rng)
-    settings = DriftSettings(window_size=1000)
+    settings = DriftSettings(window_size=1000, numeric_test=numeric_test)
 
     started = time.perf_counter()
     detector = DriftDetector(frame, specs, settings, rng)
@@ -396,11 +397,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller samples, about a minute")
     parser.add_argument("--seed", type=int, default=20261204)
+    parser.add_argument("--numeric-test", choices=("ks", "psi"), default="ks")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     scale = QUICK if args.quick else FULL
-    settings = DriftSettings()
+    settings = DriftSettings(numeric_test=args.numeric_test)
 
     print(
         f"drift bench: seed {args.seed}, {'quick' if args.quick else 'full'}; traffic = held-out "
@@ -409,10 +411,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         seeds = [args.seed + 101 * i for i in range(scale.calibrations)]
-        null_jobs = [pool.submit(_null_runs, s, scale.runs_per_calibration) for s in seeds]
+        runs = scale.runs_per_calibration
+        null_jobs = [pool.submit(_null_runs, seed, runs, settings) for seed in seeds]
         scenarios = _scenarios()
         delay_jobs = {
-            scenario: pool.submit(_delay_runs, scenario, args.seed + 7919 * i, scale.delay_runs)
+            scenario: pool.submit(
+                _delay_runs, scenario, args.seed + 7919 * i, scale.delay_runs, settings
+            )
             for i, scenario in enumerate(scenarios)
         }
         null_runs = [run for job in null_jobs for run in job.result()]
@@ -422,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _report_false_alarms(null_runs, settings)
     _report_delays(delays)
-    _report_cost(scale, args.seed)
+    _report_cost(scale, args.seed, args.numeric_test)
     return 0
 
 

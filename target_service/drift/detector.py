@@ -10,8 +10,8 @@ Use::
 Two detectors watch every numeric feature; a feature is *detected* when either fires:
 
 * **CUSUM** (sequential, per request): a two-sided CUSUM of the value standardised by the
-  reference mean and standard deviation, allowance ``cusum_k_sd`` (0.25 sd: tuned to a half-sd
-  mean shift). Each of the 2 x (numeric features) one-sided CUSUMs gets an equal part of
+  reference mean and standard deviation, allowance ``cusum_k_sd`` (0.3 sd: between the best
+  allowances for a half-sd and a one-sd mean shift). Each of the 2 x (numeric features) one-sided CUSUMs gets an equal part of
   ``sequential_budget_share * false_alarm_budget``, and its threshold ``h`` is calibrated at
   start-up by bootstrap from the reference rows (:mod:`target_service.drift.calibration`) so that
   P(any crossing within ``budget_horizon_requests`` requests) stays within that part, for
