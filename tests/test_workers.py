@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -72,8 +73,11 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
-@pytest.fixture
-def two_workers(tmp_path: Path, model_cache: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def running_service(
+    tmp_path: Path, model_cache: Path, env: dict[str, str]
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Two workers on a free loopback port; always stopped (terminate, then kill)."""
     config = tmp_path / "service.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -84,28 +88,12 @@ def two_workers(tmp_path: Path, model_cache: Path) -> Iterator[str]:
         )
     )
     log_path = tmp_path / "service.log"
+    command = [sys.executable, "-m", "target_service", "--config", str(config)]
+    command += ["--host", "127.0.0.1", "--port", "0", "--workers", "2"]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "target_service",
-                "--config",
-                str(config),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--workers",
-                "2",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env=service_env(),
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         try:
-            yield wait_for_ready_url(process, log_path)
+            yield wait_for_ready_url(process, log_path), process
         finally:
             process.terminate()
             try:
@@ -113,6 +101,29 @@ def two_workers(tmp_path: Path, model_cache: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path, model_cache: Path) -> Iterator[str]:
+    with running_service(tmp_path, model_cache, service_env()) as (url, _):
+        yield url
+
+
+def test_stopping_the_service_removes_its_run_directory(tmp_path: Path, model_cache: Path) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**service_env(), "TMPDIR": str(temporary)}
+
+    with running_service(tmp_path, model_cache, env) as (_, process):
+        run_dirs = list(temporary.glob("driftgate-service-*"))
+        contents = {path.name for path in run_dirs[0].iterdir()} if run_dirs else set()
+        process.terminate()
+        exit_code = process.wait(timeout=15)
+
+    assert len(run_dirs) == 1
+    assert contents == {"monitor", "prometheus"}
+    assert exit_code == 0
+    assert not run_dirs[0].exists()
 
 
 def wait_for_ready_url(process: subprocess.Popen[bytes], log_path: Path) -> str:
