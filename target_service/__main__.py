@@ -25,7 +25,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
-from target_service.app import SETTINGS_ENV, SHARED_DIR_ENV
+from target_service.app import SERVICE_PID_ENV, SETTINGS_ENV, SHARED_DIR_ENV
 from target_service.config import ServiceSettings, load_settings
 from target_service.errors import ConfigError, ModelError
 from target_service.instrument import MULTIPROCESS_ENV
@@ -79,6 +79,8 @@ def serve(settings: ServiceSettings, shared_dir: Path, log_level: str) -> int:
     """Run uvicorn until it is stopped; the workers read settings from the environment."""
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     os.environ[SHARED_DIR_ENV] = str(shared_dir / "monitor")
+    # Workers report CPU and memory of this process and all below it: the whole service.
+    os.environ[SERVICE_PID_ENV] = str(os.getpid())
     if settings.workers > 1:
         # Fresh per run, so no counts of an earlier run leak in; set before workers import
         # prometheus_client, which picks its value store on import.

@@ -2,8 +2,8 @@
 
 ``create_app(settings)`` builds the app in-process (tests pass a fresh
 ``CollectorRegistry``); ``create_worker_app()`` is the factory uvicorn workers call, reading
-the settings and the shared monitor directory that ``python -m target_service`` put in the
-environment. See docs/service.md.
+the settings, the shared monitor directory and the service's root pid that
+``python -m target_service`` put in the environment. See docs/service.md.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 SETTINGS_ENV = "TARGET_SERVICE_SETTINGS_JSON"
 SHARED_DIR_ENV = "TARGET_SERVICE_SHARED_DIR"
+SERVICE_PID_ENV = "TARGET_SERVICE_PID"
 VERSION_HEADER = "x-model-version"
 JSON_MEDIA_TYPE = "application/json"
 
@@ -79,8 +80,12 @@ def create_app(
     rng: np.random.Generator | None = None,
     models: dict[str, TrainedModel] | None = None,
     detector_factory: DetectorFactory | None = None,
+    service_pid: int | None = None,
 ) -> FastAPI:
-    """The service app; models load at start-up unless given, ``rng`` drives routing and faults."""
+    """The service app; models load at start-up unless given, ``rng`` drives routing and faults.
+
+    CPU and memory metrics cover ``service_pid`` and its descendants (default: this process).
+    """
     state = ServiceState(settings, rng or np.random.default_rng(settings.seed), models)
     app = FastAPI(
         title="driftgate reference model service",
@@ -102,6 +107,7 @@ def create_app(
             shared_dir=shared_dir,
             rng=np.random.default_rng(settings.seed),
             detector_factory=detector_factory,
+            service_pid=service_pid,
         )
     _add_routes(app, state)
     return app
@@ -112,7 +118,12 @@ def create_worker_app() -> FastAPI:
     settings = ServiceSettings.model_validate_json(os.environ[SETTINGS_ENV])
     # Each worker draws its own routing sequence; the seed still fixes the family of them.
     rng = np.random.default_rng([settings.seed, os.getpid()])
-    return create_app(settings, shared_dir=Path(os.environ[SHARED_DIR_ENV]), rng=rng)
+    return create_app(
+        settings,
+        shared_dir=Path(os.environ[SHARED_DIR_ENV]),
+        rng=rng,
+        service_pid=int(os.environ[SERVICE_PID_ENV]),
+    )
 
 
 def _lifespan(state: ServiceState) -> Any:

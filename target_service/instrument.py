@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -95,11 +96,17 @@ def _category_code(codes: Mapping[str, float], value: Any) -> float:
     return MISSING_CODE if value is None else codes.get(value, UNSEEN_CODE)
 
 
-def exposition(registry: CollectorRegistry) -> bytes:
-    """The text exposition: aggregated over all workers in multiprocess mode."""
+def exposition(registry: CollectorRegistry, live: Sequence[Collector] = ()) -> bytes:
+    """The text exposition: aggregated over all workers in multiprocess mode.
+
+    ``live`` collectors measure at scrape time in this process (the service's CPU and
+    memory); in multiprocess mode they are served beside the aggregated values.
+    """
     if os.environ.get(MULTIPROCESS_ENV):
         aggregate = CollectorRegistry()
         multiprocess.MultiProcessCollector(aggregate)
+        for collector in live:
+            aggregate.register(collector)
         return generate_latest(aggregate)
     return generate_latest(registry)
 
@@ -118,11 +125,13 @@ def instrument(
     rng: np.random.Generator | None = None,
     detector_factory: DetectorFactory | None = None,
     metrics_path: str = "/metrics",
+    service_pid: int | None = None,
 ) -> Instrumentation:
     """Add ``metrics_path``, HTTP timing and a drift/accuracy monitor to ``app``.
 
     The monitor starts and stops with the app's lifespan; ``rng`` seeds the drift
-    detector's calibration (default: ``numpy.random.default_rng(0)``).
+    detector's calibration (default: ``numpy.random.default_rng(0)``). CPU and memory are
+    reported for ``service_pid`` and its descendants (default: this process).
     """
     drift = drift or DriftSettings.model_validate({})
     metrics = ServiceMetrics(
@@ -131,6 +140,7 @@ def instrument(
         classes=classes,
         features=[spec.name for spec in features],
         categorical_features=[spec.name for spec in features if spec.kind == "categorical"],
+        service_pid=service_pid,
     )
     factory = detector_factory or default_detector_factory(
         reference, features, drift, rng or np.random.default_rng(0)
@@ -159,7 +169,8 @@ def instrument(
 
 def _add_metrics_route(app: FastAPI, metrics: ServiceMetrics, path: str) -> None:
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(exposition(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body = exposition(metrics.registry, live=[metrics.processes])
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.add_api_route(path, metrics_endpoint, methods=["GET"], include_in_schema=False)
 

@@ -10,6 +10,10 @@ The metrics are built on a registry that is passed in, so tests use a fresh
 aggregates them across workers; the drift and accuracy gauges are set by one leader worker
 only and use ``livemax`` so that only a live process's value is shown.
 
+CPU and memory are measured over the whole service, the process that was started and every
+process below it (the uvicorn supervisor and its workers), by :class:`ServiceProcessCollector`
+at scrape time; any worker answering ``/metrics`` reports the same whole-service numbers.
+
 Use::
 
     metrics = ServiceMetrics(CollectorRegistry(), versions=("v1", "v2"), classes=CLASSES,
@@ -20,11 +24,19 @@ Use::
 from __future__ import annotations
 
 import itertools
+import logging
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Literal
 
+import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
 
 # Why a request was refused. Every 4xx answer of /predict and /feedback carries one of these.
 REJECTION_REASONS: tuple[str, ...] = (
@@ -101,6 +113,7 @@ class ServiceMetrics:
         classes: Sequence[str],
         features: Sequence[str],
         categorical_features: Sequence[str] = (),
+        service_pid: int | None = None,
     ) -> None:
         self.registry = registry
         self.versions = tuple(versions)
@@ -109,6 +122,12 @@ class ServiceMetrics:
         self._declare_http_metrics(registry)
         self._declare_drift_metrics(registry, categorical_features)
         self._declare_feedback_metrics(registry)
+        # Read live at each scrape; in multiprocess mode /metrics serves it beside the
+        # aggregated values (see instrument.exposition).
+        self.processes = ServiceProcessCollector(
+            os.getpid() if service_pid is None else service_pid
+        )
+        registry.register(self.processes)
 
     def _declare_model_metrics(self, registry: CollectorRegistry, classes: Sequence[str]) -> None:
         prediction_count = Counter(
@@ -238,3 +257,120 @@ class ServiceMetrics:
         self.feedback_correct = {
             version: feedback_correct.labels(version) for version in self.versions
         }
+
+
+PROC_DIR = Path("/proc")
+
+
+class ServiceProcessCollector(Collector):
+    """CPU time, resident memory and number of the processes of one service, read per scrape.
+
+    The service is the process ``root_pid`` and all its descendants: with N uvicorn workers
+    that is the supervisor and the workers, so the numbers are right for 1 or N workers.
+    prometheus-client's ``ProcessCollector`` reads one pid, and the multiprocess collector
+    leaves process metrics out, hence this collector.
+
+    Each process's CPU includes the CPU of the children it has already waited for (a worker
+    that exited and was replaced), so the counter does not drop when a worker restarts.
+    Resident memory is a plain sum of RSS: pages shared between processes (libraries, the
+    interpreter) count once per process, so it overstates the service's real footprint by
+    up to the size of those pages times the number of workers.
+
+    Use::
+
+        registry.register(ServiceProcessCollector(os.getpid()))
+    """
+
+    def __init__(self, root_pid: int) -> None:
+        self.root_pid = root_pid
+
+    def describe(self) -> Iterable[Metric]:
+        # Lets a registry learn the names without measuring anything.
+        return self._families(None)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(self.measure())
+
+    def measure(self) -> tuple[float, int, int]:
+        """(CPU seconds, resident bytes, processes) summed over the service's live processes."""
+        cpu_s = 0.0
+        resident_bytes = 0
+        processes = 0
+        for pid in service_pids(self.root_pid):
+            try:
+                process = psutil.Process(pid)
+                with process.oneshot():
+                    times = process.cpu_times()
+                    rss_bytes = process.memory_info().rss
+            except psutil.Error as error:
+                # The process ended between listing and reading: it is no longer the service's.
+                logger.debug("process gone pid=%s: %s", pid, error)
+                continue
+            cpu_s += times.user + times.system + times.children_user + times.children_system
+            resident_bytes += rss_bytes
+            processes += 1
+        return cpu_s, resident_bytes, processes
+
+    @staticmethod
+    def _families(measured: tuple[float, int, int] | None) -> list[Metric]:
+        # Without a measurement the families carry no sample (for describe()).
+        cpu_s, resident_bytes, processes = measured or (None, None, None)
+        return [
+            CounterMetricFamily(
+                "service_process_cpu_seconds",
+                "User and system CPU time of all the service's processes (the started process "
+                "and its descendants, e.g. the uvicorn supervisor and workers), in seconds.",
+                value=cpu_s,
+            ),
+            GaugeMetricFamily(
+                "service_process_resident_memory_bytes",
+                "Resident memory (RSS) summed over all the service's processes, in bytes.",
+                value=resident_bytes,
+            ),
+            GaugeMetricFamily(
+                "service_processes",
+                "Live processes of the service: the started process and its descendants.",
+                value=processes,
+            ),
+        ]
+
+
+def service_pids(root_pid: int, proc_dir: Path = PROC_DIR) -> list[int]:
+    """``root_pid`` and every live descendant; empty if ``root_pid`` is gone.
+
+    On Linux the tree is walked through ``/proc/<pid>/task/<tid>/children``, which costs a
+    few file reads per thread of the service; elsewhere psutil scans every process of the
+    machine, which is slower.
+    """
+    # The main thread's id is the pid; no such file: not Linux, or a kernel without it.
+    if not (proc_dir / str(root_pid) / "task" / str(root_pid) / "children").exists():
+        return _psutil_tree(root_pid)
+    pids: list[int] = []
+    pending = [root_pid]
+    while pending:
+        pid = pending.pop()
+        pids.append(pid)
+        pending.extend(_proc_children(proc_dir, pid))
+    return pids
+
+
+def _proc_children(proc_dir: Path, pid: int) -> Iterator[int]:
+    # Each thread lists the children it forked, so every thread's file is read.
+    try:
+        threads = os.listdir(proc_dir / str(pid) / "task")
+    except OSError:
+        return
+    for thread in threads:
+        try:
+            listed = (proc_dir / str(pid) / "task" / thread / "children").read_text()
+        except OSError:
+            continue
+        yield from (int(child) for child in listed.split())
+
+
+def _psutil_tree(root_pid: int) -> list[int]:
+    try:
+        root = psutil.Process(root_pid)
+        return [root_pid, *(child.pid for child in root.children(recursive=True))]
+    except psutil.Error:
+        return []
