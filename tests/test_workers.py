@@ -1,4 +1,5 @@
-"""The service as a real process: CLI errors, and two uvicorn workers whose counts add up."""
+"""The service as a real process: CLI errors, two uvicorn workers whose counts add up, and
+CPU and memory of the whole process tree (supervisor and workers)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -260,4 +262,40 @@ def test_another_worker_takes_over_when_the_leader_dies(two_workers: str) -> Non
     assert new_leaders and leader not in new_leaders
     assert total(after, "drift_last_evaluation_timestamp_seconds") > total(
         before, "drift_last_evaluation_timestamp_seconds"
+    )
+    # The killed worker's CPU moves to the supervisor when it is reaped: no drop.
+    assert total(after, CPU) >= total(before, CPU)
+
+
+CPU = "service_process_cpu_seconds_total"
+
+
+def cpu_s(processes: list[psutil.Process]) -> float:
+    return sum(sum(process.cpu_times()[:2]) for process in processes)
+
+
+def test_process_metrics_cover_the_supervisor_and_every_worker(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    with (
+        running_service(tmp_path, model_cache, service_env()) as (url, service),
+        fresh_connection(url) as client,
+    ):
+        workers = find_worker_pids(client)
+        first = scrape(client)
+        send_predictions(client, 0, 40)
+        root = psutil.Process(service.pid)
+        tree = [root, *root.children(recursive=True)]
+        workers_cpu_s = cpu_s([psutil.Process(pid) for pid in workers])
+        second = scrape(client)
+        rss_bytes = sum(process.memory_info().rss for process in tree)
+
+    assert len(workers) == 2
+    assert set(workers) <= {process.pid for process in tree}
+    # Supervisor, two workers and multiprocessing's resource tracker, as psutil finds them.
+    assert total(second, "service_processes") == len(tree) >= 3
+    assert total(first, CPU) <= total(second, CPU)
+    assert total(second, CPU) >= workers_cpu_s
+    assert total(second, "service_process_resident_memory_bytes") == pytest.approx(
+        rss_bytes, rel=0.3
     )
