@@ -175,13 +175,13 @@ def _version_variable() -> dashboard.QueryVariable:
 
 
 def system_health() -> dashboard.Dashboard:
-    """Latency quantiles, throughput and errors of the service."""
+    """Latency quantiles, throughput, errors, CPU and memory of the service."""
     objective_s = THRESHOLDS.p99_latency_objective_s
     return (
         _dashboard(
             "driftgate-system-health",
             "driftgate / System Health",
-            "Latency, throughput and errors of the reference service.",
+            "Latency, throughput, errors, CPU and memory of the reference service.",
         )
         .with_variable(_version_variable())
         .with_row(dashboard.Row("Latency"))
@@ -260,6 +260,30 @@ def system_health() -> dashboard.Dashboard:
                 "none",
                 "1 while Prometheus can scrape the service, 0 when it cannot.",
                 _red_below(1),
+            )
+        )
+        .with_row(dashboard.Row("Resources"))
+        .with_panel(
+            graph(
+                "Service CPU (cores)",
+                [
+                    Query(
+                        "rate(service_process_cpu_seconds_total[$__rate_interval])",
+                        "{{instance}}",
+                    )
+                ],
+                "short",
+                "CPU of the whole service (supervisor and all workers) in cores: 1 is one "
+                "core fully busy.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Service memory (RSS)",
+                [Query("service_process_resident_memory_bytes", "{{instance}}")],
+                "bytes",
+                "Resident memory summed over the service's processes; pages shared between "
+                "workers count once per worker, so this is an upper bound.",
             )
         )
     )
