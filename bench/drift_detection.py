@@ -263,7 +263,8 @@ def _report_false_alarms(runs: Sequence[NullRun], settings: DriftSettings) -> No
     plain_looks = sum(r.plain_alarm_looks for r in runs)
     first = [r.plain_first_alarm_look for r in runs if r.plain_first_alarm_look >= 0]
     print(
-        f"plain sliding-window KS at p < {PLAIN_ALPHA} (numeric features, no correction): "
+        f"plain sliding-window {settings.numeric_test.upper()} at p < {PLAIN_ALPHA} "
+        "(numeric features, no correction): "
         f"alarm in {plain_runs / n:.1%} of runs, at {plain_looks / looks:.1%} of evaluations; "
         f"median first false alarm after "
         f"{(np.median(first) + 1) * EVALUATION_EVERY_REQUESTS / REQUEST_RATE_PER_S:.0f} s"
