@@ -19,7 +19,7 @@ anchor level ``h0`` that a fifth of the paths cross; the threshold is then
 h = h0 + ln(rate(h0) / target_rate) / theta. Start-up cost: about 0.03 s per numeric feature.
 
 How far off it can be: the anchor share has a binomial standard error of about 1.3 %
-(relative 6 %), which moves ``h`` by about 0.06 / theta (under 0.2 sd for the features here);
+(relative 6 %), which moves ``h`` by about 0.06 / theta (0.05 to 0.15 sd for the features here);
 the exponential tail law is asymptotic and is checked end to end by bench/drift_detection.py.
 Live traffic is never exactly the reference: its mean differs by sampling error even without
 drift (the reference is a sample; so is the replayed traffic). A CUSUM is sensitive to that: a

@@ -11,13 +11,14 @@ Two detectors watch every numeric feature; a feature is *detected* when either f
 
 * **CUSUM** (sequential, per request): a two-sided CUSUM of the value standardised by the
   reference mean and standard deviation, allowance ``cusum_k_sd`` (0.3 sd: between the best
-  allowances for a half-sd and a one-sd mean shift). Each of the 2 x (numeric features) one-sided CUSUMs gets an equal part of
-  ``sequential_budget_share * false_alarm_budget``, and its threshold ``h`` is calibrated at
-  start-up by bootstrap from the reference rows (:mod:`target_service.drift.calibration`) so that
-  P(any crossing within ``budget_horizon_requests`` requests) stays within that part, for
-  live traffic whose mean is within ``cusum_mean_tolerance_sd`` of the reference's. The
-  statistic is clamped at 2h, so it falls back below h about h / k requests after a drift
-  ends. A crossing anywhere between two evaluations counts at the next evaluation.
+  allowances for a half-sd and a one-sd mean shift). Each of the 2 x (numeric features)
+  one-sided CUSUMs gets an equal part of ``sequential_budget_share * false_alarm_budget``,
+  and its threshold ``h`` is calibrated at start-up by bootstrap from the reference rows
+  (:mod:`target_service.drift.calibration`) so that P(any crossing within
+  ``budget_horizon_requests`` requests) stays within that part, for live traffic whose mean is
+  within ``cusum_mean_tolerance_sd`` of the reference's. The statistic is clamped at 2h, so it
+  falls back below h about h / k requests after a drift ends. A crossing anywhere between two
+  evaluations counts at the next evaluation.
 * **Window test** (per evaluation): the last ``window_size`` values against the reference, with
   two-sample Kolmogorov-Smirnov (``numeric_test="ks"``, default) or PSI on reference-quantile
   bins (``"psi"``). Catches scale and shape changes that a mean CUSUM misses.
