@@ -32,7 +32,8 @@ from sla.verdicts import EXIT_USAGE
 EXIT_RUN_ERROR = 4
 # The shell's convention for a command stopped by Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
-DEFAULT_SCENARIO = Path("scenarios") / "drift-sudden.yaml"
+# The demo scenario ships with the repository; found from here, not the working directory.
+DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "drift-sudden.yaml"
 
 app = typer.Typer(
     name="driftgate",
@@ -74,8 +75,9 @@ def _configure_logging(verbose: bool) -> None:
 @app.command()
 def run(
     scenario: Annotated[
-        Path, typer.Argument(help="scenario file (default: the drift-sudden demo)")
-    ] = DEFAULT_SCENARIO,
+        Path | None,
+        typer.Argument(help="scenario file (default: scenarios/drift-sudden.yaml, the demo)"),
+    ] = None,
     prometheus_url: Annotated[
         str | None,
         typer.Option(
@@ -103,7 +105,7 @@ def run(
     from target_service.errors import ConfigError
 
     options = RunOptions(
-        scenario_path=scenario,
+        scenario_path=scenario or DEFAULT_SCENARIO,
         runs_root=runs_dir,
         prometheus_url=prometheus_url,
         prometheus_binary=prometheus_binary,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 
 from driftgate.errors import DriftgateError, PrometheusError, RunError
@@ -35,6 +36,7 @@ from driftgate.plots import (
     model_figure,
     traffic_figure,
 )
+from driftgate.preflight import check_scenario_windows, measurable_part, objectives_of
 from driftgate.progress import ProgressPanel
 from driftgate.prometheus_server import PrometheusServer, find_prometheus_binary
 from driftgate.report_views import (
@@ -49,9 +51,10 @@ from driftgate.stages import StageTimer
 from driftgate.timeseries import fetch_series, save_csv
 from loadtests.runner import LoadProgress, run_load
 from sla.check import exit_code, run_check
-from sla.objectives import SlaFile, parse_sla
+from sla.errors import SlaError
+from sla.objectives import SlaFile
 from sla.prometheus import PrometheusClient, PrometheusSettings
-from sla.report import CheckReport, render_table
+from sla.report import CheckReport, render_table, write_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ SCRAPE_INTERVAL_S = 1.0
 FINAL_SCRAPE_WAIT_S = 3 * SCRAPE_INTERVAL_S
 # Plots start a little before the first request and end a little after the last.
 REPORT_MARGIN_S = 5.0
+PROBE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,12 @@ def make_run_dir(runs_root: Path, scenario_name: str) -> Path:
     while run_dir.exists():
         suffix += 1
         run_dir = runs_root / f"{stamp}-{scenario_name}-{suffix}"
-    (run_dir / "logs").mkdir(parents=True)
+    try:
+        (run_dir / "logs").mkdir(parents=True)
+    except OSError as error:
+        raise DriftgateError(
+            f"--runs-dir {runs_root}: cannot create the run folder {run_dir}: {error.strerror}"
+        ) from None
     return run_dir
 
 
@@ -151,6 +160,23 @@ class ScenarioRun:
         return self.prometheus.url
 
 
+def _probe_prometheus(url: str) -> None:
+    """Refuse a --prometheus-url that does not answer a query, before any load is sent."""
+    try:
+        response = httpx.get(
+            f"{url.rstrip('/')}/api/v1/query",
+            params={"query": "vector(1)"},
+            timeout=PROBE_TIMEOUT_S,
+        )
+        response.raise_for_status()
+        response.json()["data"]
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        raise PrometheusError(
+            f"--prometheus-url {url}: does not answer a query ({type(error).__name__}: {error}); "
+            "check the URL, or leave the option out to start a Prometheus for this run"
+        ) from None
+
+
 def wait_for_final_scrape() -> None:
     """Give Prometheus one more scrape and rule evaluation after the last request."""
     time.sleep(FINAL_SCRAPE_WAIT_S)
@@ -166,9 +192,12 @@ def run_scenario(options: RunOptions, console: Console) -> int:
     with timer.stage("validate"):
         scenario = load_scenario(options.scenario_path)
         sla_file = objectives_of(scenario)
+        check_scenario_windows(scenario, sla_file)
+        # Before anything starts: a missing or silent Prometheus should cost no start-up.
         if options.prometheus_url is None:
-            # Before anything starts: a missing binary should not cost a service start-up.
             find_prometheus_binary(options.prometheus_binary)
+        else:
+            _probe_prometheus(options.prometheus_url)
         run_dir = make_run_dir(options.runs_root, scenario.name)
     console.print(f"driftgate: scenario {scenario.name!r}, run folder {run_dir}")
 
@@ -179,8 +208,8 @@ def run_scenario(options: RunOptions, console: Console) -> int:
             report = run_check(sla_file, run.prometheus_settings(), manifest, out_dir=run_dir)
         with timer.stage("report"):
             _write_html_report(run, scenario.name, manifest, sla_file, report, run_dir, timer)
-    except (RunError, KeyboardInterrupt):
-        _salvage(run, run_dir, console)
+    except (RunError, SlaError, KeyboardInterrupt):
+        _salvage(run, run_dir, console, sla_file)
         raise
     finally:
         run.stop_children()
@@ -189,12 +218,6 @@ def run_scenario(options: RunOptions, console: Console) -> int:
     timer.print(console)
     console.print(f"driftgate: report {run_dir / 'report.html'}")
     return exit_code(report)
-
-
-def objectives_of(scenario: Scenario) -> SlaFile:
-    """The scenario's objectives as an SLA file, validated before anything starts."""
-    source = str(scenario.source_path or scenario.name)
-    return parse_sla({"objectives": scenario.objectives}, source)
 
 
 def _measure(run: ScenarioRun, scenario: Scenario, run_dir: Path, timer: StageTimer) -> RunManifest:
@@ -260,8 +283,12 @@ def _write_html_report(
     write_report(run_dir / "report.html", page)
 
 
-def _salvage(run: ScenarioRun, run_dir: Path, console: Console) -> None:
-    """After a fault: keep the series Prometheus holds so far, if it still answers."""
+def _salvage(run: ScenarioRun, run_dir: Path, console: Console, sla_file: SlaFile) -> None:
+    """After a fault: check and keep what Prometheus holds so far, if it still answers.
+
+    The verdicts of a cut-short run are written (report.json says the run did not
+    complete), so that what was measured before the fault is not lost.
+    """
     manifest_path = run_dir / MANIFEST_FILENAME
     if run.prometheus is None or not run.prometheus.is_running() or not manifest_path.exists():
         console.print(f"driftgate: what was measured is in {run_dir}")
@@ -273,6 +300,22 @@ def _salvage(run: ScenarioRun, run_dir: Path, console: Console) -> None:
             save_csv(fetch_series(client, *_report_window(manifest)), run_dir / "series")
         finally:
             client.close()
-    except DriftgateError as error:
-        logger.warning("could not save the series after the fault: %s", error)
-    console.print(f"driftgate: what was measured is in {run_dir} (manifest, series, logs)")
+        measurable, left_out = measurable_part(sla_file, manifest)
+        if measurable is None:
+            console.print(
+                f"driftgate: the run stopped before any objective's window; {run_dir} "
+                "keeps the manifest, series and logs"
+            )
+            return
+        report = run_check(measurable, PrometheusSettings(url=run.prometheus.url), manifest)
+        if left_out:
+            report.notes.append(
+                "not measured, the run stopped before their window: " + ", ".join(left_out)
+            )
+        write_outputs(report, run_dir)
+    except (DriftgateError, SlaError) as error:
+        logger.warning("could not check what was measured before the fault: %s", error)
+    console.print(
+        f"driftgate: what was measured is in {run_dir} (manifest, series, logs, and the "
+        "verdicts of the partial run in report.json)"
+    )

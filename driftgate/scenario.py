@@ -537,7 +537,9 @@ def _expected(detail: Any) -> str:
     kind = detail["type"]
     context = detail.get("ctx", {})
     if kind == "union_tag_invalid":
-        return f"expected kind: one of {', '.join(DRIFT_KINDS)}"
+        # Two fields take a tagged kind: a phase's traffic and an objective.
+        kinds = OBJECTIVE_KINDS if detail["loc"][0] == "objectives" else DRIFT_KINDS
+        return f"expected kind: one of {', '.join(kinds)}"
     if kind == "extra_forbidden":
         known = _known_fields(detail["loc"][:-1])
         return f"unknown field; expected one of: {', '.join(known)}"
@@ -623,6 +625,8 @@ def load_scenario(path: Path | str) -> Scenario:
         text = path.read_text()
     except OSError as error:
         raise ScenarioError(f"{path}: cannot read the scenario file: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not a text file (expected UTF-8 YAML)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -1,7 +1,8 @@
 """``driftgate validate``: check scenario and SLA files without running anything.
 
-A file is a scenario if its top level has ``load`` or ``target``; otherwise it is read as
-an SLA file (``objectives:`` and optional defaults).
+A file is a scenario if its top level has a key only scenarios have; otherwise it is read as
+an SLA file (``objectives:`` and optional defaults). A scenario's objective windows are
+laid over its planned phases and refused if too short to measure.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from pathlib import Path
 import yaml
 
 from driftgate.errors import DriftgateError
+from driftgate.preflight import check_scenario_windows, objectives_of
 from driftgate.scenario import load_scenario
 from sla.errors import SlaError
 from sla.objectives import load_sla_file
 
-SCENARIO_KEYS = frozenset({"load", "target"})
+# Keys only a scenario has; an SLA file has objectives, defaults and prometheus.
+SCENARIO_KEYS = frozenset({"load", "target", "name", "description", "seed", "feedback"})
 
 
 def _looks_like_scenario(path: Path) -> bool:
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         # Let the scenario loader report the unreadable file in its own words.
         return True
     return isinstance(data, dict) and bool(SCENARIO_KEYS & data.keys())
@@ -32,6 +35,7 @@ def validate_file(path: Path) -> tuple[str, bool]:
     try:
         if _looks_like_scenario(path):
             scenario = load_scenario(path)
+            check_scenario_windows(scenario, objectives_of(scenario))
             phases = len(scenario.load.phases)
             return (
                 f"{path}: scenario {scenario.name!r}, {phases} phases, "

@@ -186,6 +186,8 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
         loaded = yaml.safe_load(path.read_text())
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the settings file: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (expected UTF-8 YAML)") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
     if loaded is None:

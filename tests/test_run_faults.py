@@ -3,6 +3,7 @@ was measured, and leaves no process behind."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
@@ -22,6 +23,7 @@ from e2e_helpers import (
 
 from driftgate.cli import EXIT_INTERRUPTED, EXIT_RUN_ERROR
 from driftgate.manifest import RunManifest
+from driftgate.processes import free_loopback_port
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +48,18 @@ def _wait_for_load(runs_dir: Path) -> Path:
             return progress.parent
         time.sleep(0.2)
     raise AssertionError("the load never started")
+
+
+def _wait_for_phase(run_dir: Path, phase: str, seconds_into: float) -> None:
+    """Until Locust has reported ``seconds_into`` seconds of ``phase``."""
+    deadline = time.monotonic() + LOAD_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        lines = (run_dir / "progress.jsonl").read_text().splitlines()
+        reports = [json.loads(line) for line in lines if line.strip()]
+        if sum(1 for report in reports if report.get("phase") == phase) > seconds_into:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"phase {phase!r} never ran for {seconds_into}s")
 
 
 def _marked_process(marker: str, argument: str) -> psutil.Process:
@@ -83,6 +97,8 @@ def test_ctrl_c_stops_everything_and_keeps_the_manifest(runs_dir: Path, tmp_path
     process, marker = start_driftgate(["run", str(_long_smoke(tmp_path))], runs_dir)
     try:
         run_dir = _wait_for_load(runs_dir)
+        # Far enough into "steady" that its objectives have something to measure.
+        _wait_for_phase(run_dir, "steady", seconds_into=8)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=END_TIMEOUT_S)
     finally:
@@ -95,6 +111,8 @@ def test_ctrl_c_stops_everything_and_keeps_the_manifest(runs_dir: Path, tmp_path
     manifest = RunManifest.load(run_dir / "manifest.json")
     assert not manifest.completed
     assert (run_dir / "series").is_dir(), "the series measured so far were saved"
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["run"]["completed"] is False, "the partial run's verdicts say it was cut"
 
 
 def test_service_that_never_gets_ready_is_reported_with_its_log(
@@ -110,6 +128,19 @@ def test_service_that_never_gets_ready_is_reported_with_its_log(
     assert "the reference service exited with code" in result.stderr
     assert "service.log" in result.stderr
     assert "Traceback" not in result.stderr.splitlines()[0]
+
+
+def test_silent_prometheus_url_is_refused_before_anything_starts(runs_dir: Path) -> None:
+    silent_url = f"http://127.0.0.1:{free_loopback_port()}"
+
+    result = run_driftgate(
+        ["run", str(SCENARIOS / "smoke.yaml"), "--prometheus-url", silent_url], runs_dir
+    )
+
+    assert_nothing_left(result.marker)
+    assert result.exit_code == EXIT_RUN_ERROR
+    assert f"--prometheus-url {silent_url}: does not answer a query" in result.stderr
+    assert result.run_dir is None, "refused before the run folder was made"
 
 
 def test_port_in_use_is_named(runs_dir: Path) -> None:
