@@ -13,6 +13,7 @@ write the outputs.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from rich.console import Console
 from driftgate.errors import ManifestError
 from driftgate.manifest import RequestStats, RunManifest
 from sla.errors import (
+    BaselineError,
     ObjectiveError,
     PrometheusAccessError,
     SlaError,
@@ -62,6 +64,15 @@ CLIENT_GAP_FACTOR = 2.0
 CLIENT_GAP_S = 0.005
 CROSS_CHECK_METRIC = "http_request_duration_seconds"
 REACHABILITY_QUERY = "vector(1)"
+# Kinds whose values are never negative: a negative baseline value of one is refused.
+NON_NEGATIVE_KINDS: tuple[str, ...] = (
+    "latency",
+    "error_ratio",
+    "throughput",
+    "accuracy",
+    "confidence",
+    "drift_detected",
+)
 
 
 def prometheus_settings(
@@ -126,15 +137,13 @@ def run_check(
     if defaults is not None:
         sla_file = sla_file.model_copy(update={"defaults": defaults})
     run_manifest = _as_manifest(manifest)
-    baseline = CheckReport.load(baseline_report) if baseline_report is not None else None
+    baseline = _baseline_results(sla_file, baseline_report)
     now_s = time.time() if now_s is None else now_s
     windows = resolve_windows(sla_file, run_manifest, now_s)
 
     client = PrometheusClient(prometheus)
     try:
-        evaluator = Evaluator(
-            client, sla_file.defaults, baseline.values_by_name() if baseline else None
-        )
+        evaluator = Evaluator(client, sla_file.defaults, baseline)
         results = _evaluate_all(client, evaluator, sla_file, windows, now_s)
         cross_check = _cross_check(evaluator, run_manifest)
     finally:
@@ -202,6 +211,36 @@ def _as_sla_file(sla: SlaFile | Path | Sequence[Any]) -> tuple[SlaFile, str | No
         return SlaFile(objectives=list(sla)), None
     except ValidationError as error:
         raise ObjectiveError(describe_validation_error(error, "objectives")) from None
+
+
+def _baseline_results(
+    sla: SlaFile, baseline_report: Path | None
+) -> dict[str, ObjectiveResult] | None:
+    """The baseline report's results by name; BaselineError for an impossible value.
+
+    Only the objectives a baseline objective refers to are checked: a NaN or infinite value,
+    or a negative one of a kind that cannot be negative, means the report was tampered with
+    or broken, and comparing against it would decide nothing.
+    """
+    if baseline_report is None:
+        return None
+    results = CheckReport.load(baseline_report).results_by_name()
+    referred = {o.objective for o in sla.objectives if o.kind == "baseline"}
+    for name in sorted(referred & results.keys()):
+        value = results[name].value
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            raise BaselineError(
+                f"{baseline_report}: objective {name!r} has value {value}; "
+                "a baseline value must be a finite number"
+            )
+        if value < 0 and results[name].kind in NON_NEGATIVE_KINDS:
+            raise BaselineError(
+                f"{baseline_report}: objective {name!r} has value {value:g}; "
+                f"a {results[name].kind} value cannot be negative"
+            )
+    return results
 
 
 def _as_manifest(manifest: RunManifest | Path | None) -> RunManifest | None:
@@ -331,7 +370,8 @@ def _cross_check_row(
         except PrometheusAccessError as error:
             logger.warning("cross-check route=%s failed: %s", stats.name, error)
             break
-        server[quantile] = measured.value
+        # A lower bound (a quantile in the +Inf bucket) is no server figure to compare with.
+        server[quantile] = None if measured.above else measured.value
         queries += ran
     row = CrossCheckRow(
         route=stats.name,

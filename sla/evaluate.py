@@ -3,8 +3,10 @@
 Every objective is measured over its window, evaluated at the window end. Before a value is
 trusted the window's scrapes are checked: ``up`` of ``scrape_job`` present, never 0, and at
 least ``min_scrape_coverage`` of the expected scrapes. A measurement that cannot be trusted
-(no series, NaN or infinity, a quantile in the +Inf bucket, fewer observations than
-``min_requests``, a scrape gap, Prometheus unreachable) is inconclusive, never a pass.
+(no series, NaN or infinity, fewer observations than ``min_requests``, a scrape gap,
+Prometheus unreachable) is inconclusive, never a pass. A quantile in the +Inf bucket is known
+only to lie above the highest finite bound B: a max at or below B is breached, a lone min at
+or below B is met, and any other threshold is inconclusive.
 
 How far a latency quantile can be off: Prometheus interpolates linearly inside the bucket
 the quantile falls in, so the figure can be off by up to that bucket's width (the service's
@@ -72,6 +74,9 @@ CONFIDENCE_HISTOGRAM = "prediction_confidence"
 INTERVAL_PROBE_S = 600.0
 # When no scrape interval is known or inferable, range queries use this resolution.
 FALLBACK_RESOLUTION_S = 1.0
+# details[VALUE_BOUND] == VALUE_ABOVE: the reported value is a lower bound of the true value.
+VALUE_BOUND = "value_bound"
+VALUE_ABOVE = "above"
 
 Measurable = (
     LatencyMeasure
@@ -100,6 +105,10 @@ class Measurement:
     value: float | None
     problem: str | None = None
     details: Details = field(default_factory=dict)
+    # True when ``value`` is only a lower bound (a quantile in the +Inf bucket): the true
+    # value lies strictly above it; ``note`` then says so.
+    above: bool = False
+    note: str = ""
 
 
 @dataclass
@@ -119,19 +128,19 @@ class Outcome:
 class Evaluator:
     """Measures objectives through one Prometheus client, recording every query it runs.
 
-    ``baseline_values`` maps objective names to their values in an earlier report (None when
-    no baseline report was given).
+    ``baseline`` maps objective names to their results in an earlier report (None when no
+    baseline report was given).
     """
 
     def __init__(
         self,
         client: PrometheusClient,
         defaults: CheckDefaults,
-        baseline_values: dict[str, float | None] | None = None,
+        baseline: dict[str, ObjectiveResult] | None = None,
     ) -> None:
         self._client = client
         self._defaults = defaults
-        self._baseline_values = baseline_values
+        self._baseline_results = baseline
         self._health: dict[tuple[float, float], ScrapeHealth] = {}
         self._queries: list[str] = []
 
@@ -265,6 +274,8 @@ class Evaluator:
 
         value = measurement.value
         outcome.value = value
+        if measurement.above:
+            return _bounded_above(objective, outcome, measurement, window)
         within = (low is None or value >= low) and (high is None or value <= high)
         outcome.verdict = Verdict.PASS if within else breach_verdict(objective.severity)
         relation = "within" if within else "outside"
@@ -354,12 +365,19 @@ class Evaluator:
             details["highest_finite_bucket"] = top_bound
             beyond = quantile * total > top_count
             if value >= top_bound or (statistic == "window" and beyond):
+                # Only a lower bound is known: the quantile is some observation above it.
+                details[VALUE_BOUND] = VALUE_ABOVE
+                details["beyond_highest_finite_bucket"] = round(total - top_count, 3)
                 return Measurement(
+                    top_bound,
                     None,
-                    f"the {quantile_name(quantile)} lies in the +Inf bucket of {metric} "
-                    f"(above {top_bound:g}, {total - top_count:.0f} of {total:.0f} observations "
-                    "beyond it): the histogram cannot measure it",
                     details,
+                    above=True,
+                    note=(
+                        f"the {quantile_name(quantile)} lies in the +Inf bucket of {metric}: "
+                        f"the true value is above the highest finite bound {top_bound:g} "
+                        f"({total - top_count:.0f} of {total:.0f} observations beyond it)"
+                    ),
                 )
         return Measurement(value, None, details)
 
@@ -559,21 +577,35 @@ class Evaluator:
         left_value, right_value = left.value or 0.0, right.value or 0.0
         bound = objective.factor * right_value + objective.offset
         outcome.value = left_value
+        if left.above:
+            outcome.details[VALUE_BOUND] = VALUE_ABOVE
         outcome.threshold = (
-            f"{objective.op} {_bound_formula(objective)} = {format_value(bound, unit)}"
+            f"{objective.op} {_bound_formula(objective)} {_equals(right.above)} "
+            f"{format_value(bound, unit)}"
         )
         if objective.op in ("<=", "<"):
             outcome.high = bound
         else:
             outcome.low = bound
-        holds = _compare(left_value, objective.op, bound)
+        holds = _comparison_holds(left, objective.op, bound, right.above)
+        if holds is None:
+            notes = "; ".join(side.note for side in (left, right) if side.above)
+            outcome.reason = (
+                f"{notes}; with only a bound known, {describe_measure(objective.left)} "
+                f"{objective.op} {_bound_formula(objective)} cannot be decided"
+            )
+            return outcome
         outcome.verdict = Verdict.PASS if holds else breach_verdict(objective.severity)
         outcome.reason = (
-            f"{describe_measure(objective.left)} = {format_value(left_value, unit)} "
+            f"{describe_measure(objective.left)} {_equals(left.above)} "
+            f"{format_value(left_value, unit)} "
             f"{objective.op if holds else 'breaks ' + objective.op} "
-            f"{_bound_formula(objective)} = {format_value(bound, unit)} "
-            f"({describe_measure(objective.right)} = {format_value(right_value, unit)})"
+            f"{_bound_formula(objective)} {_equals(right.above)} {format_value(bound, unit)} "
+            f"({describe_measure(objective.right)} {_equals(right.above)} "
+            f"{format_value(right_value, unit)})"
         )
+        if left.above or right.above:
+            outcome.reason += "; " + "; ".join(side.note for side in (left, right) if side.above)
         return outcome
 
     def _baseline(
@@ -586,42 +618,84 @@ class Evaluator:
         if current.value is None:
             outcome.reason = f"objective {objective.objective} has no value in this run"
             return outcome
-        if self._baseline_values is None:
+        if self._baseline_results is None:
             outcome.reason = "no baseline report given (pass --baseline report.json)"
             return outcome
-        earlier = self._baseline_values.get(objective.objective)
-        if earlier is None:
-            outcome.reason = f"the baseline report has no value for objective {objective.objective}"
+        earlier_result = self._baseline_results.get(objective.objective)
+        unusable = _unusable_baseline(earlier_result)
+        if unusable is not None or earlier_result is None or earlier_result.value is None:
+            outcome.reason = (
+                f"no usable baseline value for objective {objective.objective}: {unusable}"
+            )
             return outcome
 
+        earlier = earlier_result.value
         factor = 1 + objective.max_regression if worse == "higher" else 1 - objective.max_regression
         limit = earlier * factor
+        unit = current.unit
+        sign = "+" if worse == "higher" else "-"
         outcome.value = current.value
         outcome.details = {"baseline": earlier, "change": _relative_change(current.value, earlier)}
+        outcome.threshold = (
+            f"{'<=' if worse == 'higher' else '>='} {format_value(limit, unit)} "
+            f"(baseline {sign} {objective.max_regression:.0%})"
+        )
         if worse == "higher":
-            outcome.high, outcome.threshold = (
-                limit,
-                f"<= {limit:.6g} (baseline + {objective.max_regression:.0%})",
-            )
-            ok = current.value <= limit
+            outcome.high = limit
         else:
-            outcome.low, outcome.threshold = (
-                limit,
-                f">= {limit:.6g} (baseline - {objective.max_regression:.0%})",
+            outcome.low = limit
+        above = current.details.get(VALUE_BOUND) == VALUE_ABOVE
+        if above:
+            outcome.details[VALUE_BOUND] = VALUE_ABOVE
+        ok = _within_baseline(current.value, above, limit, worse)
+        shown = f"{'>' if above else '='} {format_value(current.value, unit)}"
+        if ok is None:
+            outcome.reason = (
+                f"{objective.objective} {shown} (only a lower bound: the value lies in the "
+                f"+Inf bucket) cannot be compared with the limit {format_value(limit, unit)}"
             )
-            ok = current.value >= limit
+            return outcome
         outcome.verdict = Verdict.PASS if ok else breach_verdict(objective.severity)
-        unit = current.unit
         outcome.reason = (
-            f"{objective.objective} = {format_value(current.value, unit)} vs baseline "
+            f"{objective.objective} {shown} vs baseline "
             f"{format_value(earlier, unit)} ({outcome.details['change']}), "
             f"{'within' if ok else 'beyond'} the allowed {objective.max_regression:.0%} "
             f"({worse} is worse)"
         )
+        if earlier_result.verdict == Verdict.FAIL:
+            outcome.reason += "; baseline run failed this objective"
         return outcome
 
 
 # --- helpers ---
+
+
+def _bounded_above(
+    objective: Any, outcome: Outcome, measurement: Measurement, window: TimeWindow
+) -> Outcome:
+    """Bounds against a value known only to lie strictly above ``measurement.value``.
+
+    A max at or below that bound is surely breached, a lone min at or below it surely met;
+    any other threshold cannot be decided from the histogram.
+    """
+    bound = measurement.value or 0.0
+    low, high = objective.min, objective.max
+    measured = (
+        f"{describe_measure(objective)} > {format_value(bound, outcome.unit)} over {window.label}"
+    )
+    if high is not None and high <= bound:
+        outcome.verdict = breach_verdict(objective.severity)
+        outcome.reason = f"{measured}, outside {outcome.threshold}: {measurement.note}"
+    elif high is None and (low is None or low <= bound):
+        outcome.verdict = Verdict.PASS
+        outcome.reason = f"{measured}, within {outcome.threshold}: {measurement.note}"
+    else:
+        outcome.verdict = Verdict.INCONCLUSIVE
+        outcome.reason = (
+            f"{measurement.note}; the threshold {outcome.threshold} lies above that bound, "
+            "so the histogram cannot tell whether it holds"
+        )
+    return outcome
 
 
 def to_result(
@@ -682,16 +756,28 @@ def unit_of(measure: Any) -> str:
 
 
 def format_value(value: float | None, unit: str) -> str:
-    """A value for people: milliseconds for seconds, percent for ratios."""
+    """A value for people: seconds (ms below 1 s), percent for ratios.
+
+    ``0.25`` s is ``250.0 ms``, ``2.0`` s is ``2.0 s``, and from 10 s on whole seconds: ``20 s``.
+    """
     if value is None:
         return "-"
     if unit == "s":
-        return f"{value * 1000:.1f} ms"
+        if abs(value) < 1:
+            return f"{value * 1000:.1f} ms"
+        return f"{value:.1f} s" if abs(value) < 10 else f"{value:.0f} s"
     if unit == "ratio":
         return f"{value:.2%}"
     if unit:
         return f"{value:.3g} {unit}"
     return f"{value:.4g}"
+
+
+def format_result_value(result: ObjectiveResult) -> str:
+    """A result's value for people, ``> 2.0 s`` when it is only a lower bound."""
+    text = format_value(result.value, result.unit)
+    above = result.value is not None and result.details.get(VALUE_BOUND) == VALUE_ABOVE
+    return f"> {text}" if above else text
 
 
 def quantile_name(quantile: float) -> str:
@@ -784,6 +870,30 @@ def _bound_formula(objective: ComparisonObjective) -> str:
     return text
 
 
+def _equals(above: bool) -> str:
+    """``>`` when a figure is only a lower bound of the true value, else ``=``."""
+    return ">" if above else "="
+
+
+def _comparison_holds(left: Measurement, op: str, bound: float, bound_above: bool) -> bool | None:
+    """Whether ``left op bound`` holds; None when a lower bound alone cannot decide it.
+
+    ``left.above``: the left value lies strictly above ``left.value``. ``bound_above``: the
+    right side's bound (factor > 0) lies strictly above ``bound``.
+    """
+    value = left.value or 0.0
+    smaller = op in ("<=", "<")
+    if left.above and bound_above:
+        return None
+    if left.above:
+        # left > value >= bound: "left below bound" surely fails, "left above" surely holds.
+        return None if value < bound else not smaller
+    if bound_above:
+        # left <= bound < true bound: "left below" surely holds, "left above" surely fails.
+        return None if value > bound else smaller
+    return _compare(value, op, bound)
+
+
 def _compare(left: float, op: str, right: float) -> bool:
     return {
         "<=": left <= right,
@@ -791,6 +901,27 @@ def _compare(left: float, op: str, right: float) -> bool:
         ">=": left >= right,
         ">": left > right,
     }[op]
+
+
+def _unusable_baseline(earlier: ObjectiveResult | None) -> str | None:
+    """Why a baseline report's entry cannot serve as a baseline; None when it can."""
+    if earlier is None:
+        return "the baseline report has no such objective"
+    if earlier.verdict == Verdict.INCONCLUSIVE or earlier.value is None:
+        return f"it was inconclusive in the baseline run ({earlier.reason})"
+    if earlier.details.get(VALUE_BOUND) == VALUE_ABOVE:
+        return "the baseline value is only a lower bound (a quantile in the +Inf bucket)"
+    return None
+
+
+def _within_baseline(value: float, above: bool, limit: float, worse: str) -> bool | None:
+    """Whether ``value`` is within ``limit``; None when a lower bound alone cannot tell."""
+    if not above:
+        return value <= limit if worse == "higher" else value >= limit
+    if value < limit:
+        return None
+    # The true value lies strictly above value >= limit.
+    return worse == "lower"
 
 
 def _relative_change(current: float, earlier: float) -> str:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sla.errors import BaselineError
-from sla.evaluate import format_value
+from sla.evaluate import format_result_value, format_value
 from sla.verdicts import ObjectiveResult, Verdict
 
 REPORT_SCHEMA_VERSION = 1
@@ -109,6 +109,9 @@ class CheckReport(BaseModel):
     def values_by_name(self) -> dict[str, float | None]:
         return {result.name: result.value for result in self.objectives}
 
+    def results_by_name(self) -> dict[str, ObjectiveResult]:
+        return {result.name: result for result in self.objectives}
+
 
 def count_verdicts(results: list[ObjectiveResult]) -> dict[str, int]:
     return {verdict.value: sum(r.verdict == verdict for r in results) for verdict in Verdict}
@@ -128,7 +131,7 @@ def render_table(report: CheckReport, console: Console) -> None:
             result.name,
             result.kind,
             f"[{style}]{result.verdict.value}[/]",
-            format_value(result.value, result.unit),
+            format_result_value(result),
             result.threshold,
             result.reason,
         )
@@ -191,7 +194,7 @@ def _junit_case(suite: ElementTree.Element, result: ObjectiveResult) -> None:
     )
     body = "\n".join(
         [
-            f"value: {format_value(result.value, result.unit)}",
+            f"value: {format_result_value(result)}",
             f"threshold: {result.threshold}",
             *(f"query: {query}" for query in result.queries),
         ]
@@ -232,7 +235,7 @@ def markdown(report: CheckReport) -> str:
         cells = [
             result.name,
             f"**{result.verdict.value}**",
-            format_value(result.value, result.unit),
+            format_result_value(result),
             result.threshold,
             result.reason,
         ]

@@ -2,8 +2,8 @@
 
 A verdict and a failure to measure are different things: ``fail`` means the measurement
 breaks the objective; ``inconclusive`` means there was nothing trustworthy to measure (no
-series, NaN, a quantile beyond the last finite bucket, too few requests, a scrape gap,
-Prometheus unreachable). No data is never a pass.
+series, NaN, a quantile beyond the last finite bucket against a threshold above it, too few
+requests, a scrape gap, Prometheus unreachable). No data is never a pass.
 
 Exit codes (``driftgate check``)::
 

@@ -181,6 +181,8 @@ class Cases:
     confidence: dict[str, Observations] = field(default_factory=dict)
     reset_latency: Observations | None = None
     reset_visible: Observations | None = None
+    # Latency observations of the single-series jobs (gap, down, few, inf, slowscrape, drift).
+    simple: dict[str, Observations] = field(default_factory=dict)
 
 
 def _poisson_times(
@@ -204,7 +206,7 @@ def build_cases(t0_s: float, rng: np.random.Generator) -> tuple[OpenMetricsHisto
     _build_lat(history, cases, rng, scrapes, bounds)
     _build_reset(history, cases, rng, scrapes, bounds)
     for job in ("gap", "down", "few", "inf", "slowscrape", "drift"):
-        _build_simple(history, job, rng, t0_s, bounds)
+        cases.simple[job] = _build_simple(history, job, rng, t0_s, bounds)
     _build_drift(history, t0_s, scrapes)
     return history, cases
 
@@ -303,7 +305,7 @@ def _build_simple(
     rng: np.random.Generator,
     t0_s: float,
     bounds: Sequence[float],
-) -> None:
+) -> Observations:
     """Latency at 5 req/s (or 10 requests for ``few``), with the case's scrape pattern."""
     interval_s = 5.0 if job == "slowscrape" else 1.0
     scrapes = np.arange(t0_s, t0_s + HISTORY_S + 0.5, interval_s)
@@ -322,6 +324,7 @@ def _build_simple(
     down = [(t0_s + 250, t0_s + 260)] if job == "down" else []
     up = up_points(t0_s, t0_s + HISTORY_S, interval_s, down=down, missing=missing)
     history.gauge("up", {"job": job}, up)
+    return Observations(times, values)
 
 
 def _build_drift(history: OpenMetricsHistory, t0_s: float, scrapes: np.ndarray) -> None:

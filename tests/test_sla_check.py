@@ -270,6 +270,91 @@ def test_baseline_comparison_passes_on_the_same_run_and_fails_on_a_slower_one(
     assert "no baseline report" in missing.objectives[1].reason
 
 
+REGRESSION = {
+    "name": "vs-baseline",
+    "kind": "baseline",
+    "objective": "p95",
+    "max_regression": "10%",
+}
+
+
+def _baseline_with(tmp_path: Path, backfilled: Backfilled, **changes: Any) -> Path:
+    """A real baseline report whose objective ``p95`` has ``changes`` applied."""
+    settings = PrometheusSettings(url=backfilled.url)
+    out_dir = tmp_path / "baseline"
+    run_check(parse_sla(sla_data(backfilled, [p95("p95", "2s")])), settings, out_dir=out_dir)
+    path = out_dir / "report.json"
+    raw = json.loads(path.read_text())
+    raw["objectives"][0].update(changes)
+    # NaN and infinities are written the way Python's json module writes them.
+    path.write_text(json.dumps(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("nan"), "objective 'p95' has value nan; a baseline value must be a finite"),
+        (float("inf"), "objective 'p95' has value inf; a baseline value must be a finite"),
+        (-0.5, "objective 'p95' has value -0.5; a latency value cannot be negative"),
+    ],
+)
+def test_an_impossible_baseline_value_is_a_usage_error(
+    backfilled: Backfilled, tmp_path: Path, value: float, message: str
+) -> None:
+    baseline = _baseline_with(tmp_path, backfilled, value=value)
+    code, out, err = run_command(
+        tmp_path,
+        backfilled.url,
+        sla_data(backfilled, [p95("p95", "2s"), REGRESSION]),
+        baseline_path=baseline,
+    )
+    assert code == EXIT_USAGE, out
+    assert message in err and str(baseline) in err
+    assert err.strip().count("\n") == 0
+
+
+def test_a_negative_promql_baseline_value_is_accepted(
+    backfilled: Backfilled, tmp_path: Path
+) -> None:
+    baseline = _baseline_with(tmp_path, backfilled, value=-0.5, kind="promql")
+    code, out, err = run_command(
+        tmp_path,
+        backfilled.url,
+        sla_data(backfilled, [p95("p95", "2s"), REGRESSION]),
+        baseline_path=baseline,
+    )
+    assert code == EXIT_FAIL and err == "", out
+
+
+def test_an_inconclusive_or_failed_baseline_objective(
+    backfilled: Backfilled, tmp_path: Path
+) -> None:
+    settings = PrometheusSettings(url=backfilled.url)
+    sla = parse_sla(sla_data(backfilled, [p95("p95", "2s"), REGRESSION]))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    unusable = _baseline_with(tmp_path / "a", backfilled, verdict="inconclusive", reason="gap")
+    failed = _baseline_with(tmp_path / "b", backfilled, verdict="fail")
+    usable = _baseline_with(tmp_path / "c", backfilled)
+
+    inconclusive = run_check(sla, settings, baseline_report=unusable).objectives[1]
+    after_fail = run_check(sla, settings, baseline_report=failed).objectives[1]
+    clean = run_check(sla, settings, baseline_report=usable).objectives[1]
+
+    assert inconclusive.verdict == Verdict.INCONCLUSIVE
+    assert "no usable baseline value for objective p95" in inconclusive.reason
+    assert "inconclusive in the baseline run (gap)" in inconclusive.reason
+    assert after_fail.verdict == Verdict.PASS
+    assert after_fail.reason.endswith("; baseline run failed this objective")
+    assert clean.verdict == Verdict.PASS and "baseline run failed" not in clean.reason
+    # The limit is shown in the objective's unit, like the values beside it.
+    earlier_s = clean.details["baseline"]
+    assert isinstance(earlier_s, float) and earlier_s < 0.9
+    assert clean.threshold == f"<= {earlier_s * 1.1 * 1000:.1f} ms (baseline + 10%)"
+
+
 def test_a_bad_baseline_file_is_a_usage_error(backfilled: Backfilled, tmp_path: Path) -> None:
     (tmp_path / "not-a-report.json").write_text('{"hello": 1}')
     code, _, err = run_command(

@@ -31,6 +31,7 @@ from driftgate.processes import free_loopback_port
 from driftgate.prometheus_server import PrometheusServer
 from sla.check import run_check
 from sla.errors import WindowError
+from sla.evaluate import format_result_value, format_value
 from sla.objectives import parse_sla
 from sla.prometheus import PrometheusClient, PrometheusSettings
 from sla.report import CheckReport
@@ -399,6 +400,67 @@ def test_a_quantile_in_the_inf_bucket_is_inconclusive(backfilled: Backfilled) ->
     assert head.verdict == Verdict.PASS
 
 
+def test_a_quantile_in_the_inf_bucket_decides_thresholds_below_the_top_bound(
+    backfilled: Backfilled,
+) -> None:
+    job = {"job": "inf"}
+    p99 = {"kind": "latency", "quantile": "p99", "labels": job}
+    report = check(
+        backfilled,
+        "inf",
+        [
+            {"name": "max-below", **p99, "max": "50ms"},
+            {"name": "max-at", **p99, "max": "2s"},
+            {"name": "max-above", **p99, "max": "3s"},
+            {"name": "min-below", **p99, "min": "1s"},
+            {"name": "min-above", **p99, "min": "3s"},
+        ],
+    )
+    max_below, max_at, max_above, min_below, min_above = report.objectives
+    # 70 % of this job's observations lie in 2.5-4 s, beyond the top finite bound of 2 s.
+    assert max_below.verdict == Verdict.FAIL
+    assert max_below.value == 2.0 and max_below.details["value_bound"] == "above"
+    assert "true value is above the highest finite bound 2" in max_below.reason
+    assert "> 2" in max_below.reason
+    assert max_at.verdict == Verdict.FAIL
+    assert max_above.verdict == Verdict.INCONCLUSIVE
+    assert "cannot tell" in max_above.reason
+    assert min_below.verdict == Verdict.PASS
+    assert min_above.verdict == Verdict.INCONCLUSIVE
+
+
+def test_a_comparison_with_a_side_in_the_inf_bucket(backfilled: Backfilled) -> None:
+    job = {"job": "inf"}
+    tail = {"kind": "latency", "quantile": "p99", "labels": job}
+    head = {"kind": "latency", "quantile": "p10", "labels": job}
+
+    def compare(name: str, left: dict, right: dict, **fields: Any) -> dict[str, Any]:
+        comparison = {"name": name, "kind": "comparison", "op": "<=", **fields}
+        return {**comparison, "left": left, "right": right}
+
+    report = check(
+        backfilled,
+        "inf",
+        [
+            compare("tail-below-head", tail, head, factor=1.1),
+            compare("head-below-tail", head, tail, factor=1.1),
+            compare("tail-below-tail", tail, tail, factor=2),
+            compare("tail-below-head-plus-10s", tail, head, offset="10s"),
+            {**compare("head-above-tail", head, tail), "op": ">"},
+        ],
+    )
+    tail_head, head_tail, tail_tail, offset, head_above = report.objectives
+    head_s = float(np.quantile(window_values(backfilled, backfilled.cases.simple["inf"]), 0.10))
+    # p99 > 2 s while 1.1 x p10 is far below 2 s: the breach is proven.
+    assert 1.1 * head_s < 2.0
+    assert tail_head.verdict == Verdict.FAIL and tail_head.value == 2.0
+    assert head_tail.verdict == Verdict.PASS
+    assert head_tail.value == pytest.approx(head_s, rel=QUANTILE_TOLERANCE)
+    assert tail_tail.verdict == Verdict.INCONCLUSIVE and "cannot be decided" in tail_tail.reason
+    assert offset.verdict == Verdict.INCONCLUSIVE
+    assert head_above.verdict == Verdict.FAIL
+
+
 def test_too_few_requests_is_inconclusive(backfilled: Backfilled) -> None:
     job = {"job": "few"}
     objective = {"kind": "latency", "quantile": "p95", "labels": job, "max": "10s"}
@@ -555,6 +617,45 @@ def test_an_unknown_phase_lists_the_phases(backfilled: Backfilled) -> None:
     }
     with pytest.raises(WindowError, match="no phase 'drfit'; phases: normal, drift"):
         check(backfilled, "drift", [objective], manifest=manifest)
+
+
+# --- formatting ---
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (0.0029, "s", "2.9 ms"),
+        (0.25, "s", "250.0 ms"),
+        (0.9994, "s", "999.4 ms"),
+        (1.0, "s", "1.0 s"),
+        (2.0, "s", "2.0 s"),
+        (9.94, "s", "9.9 s"),
+        (20.0, "s", "20 s"),
+        (0.015, "ratio", "1.50%"),
+        (None, "s", "-"),
+    ],
+)
+def test_seconds_print_as_seconds_from_one_second_on(
+    value: float | None, unit: str, text: str
+) -> None:
+    assert format_value(value, unit) == text
+
+
+def test_a_drift_delay_and_its_limit_print_in_seconds(backfilled: Backfilled) -> None:
+    manifest = drift_manifest(backfilled.t0_s)
+    signal = {"above": 0.3, "labels": {"job": "drift"}}
+    drift = {"kind": "drift_detected", "phase": "drift", "signal": signal}
+    report = check(
+        backfilled,
+        "drift",
+        [{"name": "slow", **drift, "within": "20s"}, {"name": "fast", **drift, "within": "50s"}],
+        manifest=manifest,
+    )
+    slow, fast = report.objectives
+    assert (slow.verdict, fast.verdict) == (Verdict.FAIL, Verdict.PASS)
+    assert slow.threshold == "<= 20 s" and fast.threshold == "<= 50 s"
+    assert format_result_value(slow) == f"{slow.value:.0f} s"
 
 
 # --- live: a real exporter scraped by a real Prometheus ---
