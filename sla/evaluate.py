@@ -142,6 +142,9 @@ class Evaluator:
         self._defaults = defaults
         self._baseline_results = baseline
         self._health: dict[tuple[float, float], ScrapeHealth] = {}
+        # The alerting rules Prometheus has loaded, read once (None: no rules API).
+        self._alert_rules: list[str] | None = None
+        self._alert_rules_read = False
         self._queries: list[str] = []
 
     # --- queries, recorded for the report ---
@@ -252,6 +255,12 @@ class Evaluator:
             if health.problem:
                 return unmeasured(objective, health.problem)
 
+        alert = _alert_of(objective)
+        if alert is not None:
+            problem = self._alert_rule_problem(alert)
+            if problem is not None:
+                return unmeasured(objective, problem)
+
         if isinstance(objective, DriftDetectedObjective):
             return self._drift_detected(objective, windows[0])
         if isinstance(objective, NoFalseAlarmObjective):
@@ -284,6 +293,27 @@ class Evaluator:
             f"{relation} {outcome.threshold}"
         )
         return outcome
+
+    def _alert_rule_problem(self, alert: str) -> str | None:
+        """Why ``alert``'s absence from ALERTS would prove nothing; None if its rule is loaded.
+
+        An alert whose rule is not loaded never fires, so "did not fire" would pass silently.
+        """
+        if not self._alert_rules_read:
+            self._alert_rules = self._client.alert_rule_names()
+            self._alert_rules_read = True
+        names = self._alert_rules
+        if names is None:
+            return (
+                f"cannot verify that an alerting rule {alert} is loaded: {self._client.url} "
+                "has no rules API (HTTP 404 on /api/v1/rules)"
+            )
+        if alert not in names:
+            return (
+                f"no alerting rule named {alert} is loaded in Prometheus, so its silence proves "
+                f"nothing; loaded alerts: {', '.join(names) or '(none)'}"
+            )
+        return None
 
     # --- measures ---
 
@@ -668,6 +698,15 @@ class Evaluator:
 
 
 # --- helpers ---
+
+
+def _alert_of(objective: Any) -> str | None:
+    """The alert an objective reads from ALERTS, if any."""
+    if isinstance(objective, AlertObjective):
+        return objective.alert
+    if isinstance(objective, DriftDetectedObjective | NoFalseAlarmObjective):
+        return objective.signal.alert
+    return None
 
 
 def _bounded_above(

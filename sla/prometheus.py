@@ -1,10 +1,13 @@
 """The one place that talks to Prometheus: instant and range queries over the HTTP API.
 
-It goes through prometheus-api-client's ``PrometheusConnect`` and uses only
-``/api/v1/query`` and ``/api/v1/query_range``, so it works the same against Prometheus,
-Thanos, Mimir or VictoriaMetrics. Errors of requests and of the client library are turned
-into ``PrometheusUnavailableError`` (cannot ask) or ``PrometheusQueryError`` (the query was
-refused) here and nowhere else.
+It uses ``/api/v1/query`` and ``/api/v1/query_range`` (range queries through
+prometheus-api-client's ``PrometheusConnect``; instant queries on the same session, so the
+answer's ``resultType`` can be checked), so it works the same against Prometheus, Thanos,
+Mimir or VictoriaMetrics, and ``/api/v1/rules`` to see which alerting rules are loaded (a
+server without it answers 404: that cannot be verified). Errors of requests and of the client
+library are turned into ``PrometheusUnavailableError`` (cannot ask) or
+``PrometheusQueryError`` (the query was refused, or the answer is malformed: a string, a null
+result, a value that is no number) here and nowhere else.
 
     client = PrometheusClient(PrometheusSettings(url="http://127.0.0.1:9090"))
     samples = client.instant("sum(up)", at_s=time.time())
@@ -16,9 +19,10 @@ import json
 import logging
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import urllib3
@@ -29,6 +33,7 @@ from urllib3.util.retry import Retry
 from sla.errors import PrometheusQueryError, PrometheusUnavailableError
 
 logger = logging.getLogger(__name__)
+_Parsed = TypeVar("_Parsed")
 
 # Statuses worth retrying: overload and gateways in front of Prometheus/Thanos/Mimir.
 RETRY_ON_STATUS: tuple[int, ...] = (429, 502, 503, 504)
@@ -36,6 +41,8 @@ RETRY_BACKOFF_S = 0.5
 # Prometheus refuses range queries asking for more points than this per series.
 MAX_POINTS_PER_SERIES = 11_000
 _STATUS_RE = re.compile(r"HTTP Status Code (\d+)")
+QUERY_PATH = "/api/v1/query"
+RULES_PATH = "/api/v1/rules"
 
 
 class PrometheusSettings(BaseModel):
@@ -110,6 +117,9 @@ class PrometheusClient:
         if settings.basic_auth_user is not None and settings.basic_auth_password is not None:
             auth = (settings.basic_auth_user, settings.basic_auth_password.get_secret_value())
 
+        self._session = session
+        self._headers = headers
+        self._auth = auth
         retry = Retry(
             total=settings.retries,
             backoff_factor=RETRY_BACKOFF_S,
@@ -131,24 +141,13 @@ class PrometheusClient:
 
     def instant(self, query: str, at_s: float) -> list[Sample]:
         """An instant query at ``at_s``; a scalar result comes back as one unlabelled sample."""
-        result = self._call(query, lambda: self._connection.custom_query(query, {"time": at_s}))
-        if len(result) == 2 and not isinstance(result[0], dict):
-            timestamp_s, value = result
-            return [Sample(labels={}, timestamp_s=float(timestamp_s), value=float(value))]
-        return [
-            Sample(
-                labels=item["metric"],
-                timestamp_s=float(item["value"][0]),
-                value=float(item["value"][1]),
-            )
-            for item in result
-            if "value" in item
-        ]
+        body = self._call(query, lambda: self._get(QUERY_PATH, {"query": query, "time": at_s}))
+        return self._parsed(query, lambda: _instant_samples(body))
 
     def instant_range_vector(self, query: str, at_s: float) -> list[Series]:
         """Raw samples of a range-vector selector (``up{job="x"}[5m]``) at ``at_s``."""
-        result = self._call(query, lambda: self._connection.custom_query(query, {"time": at_s}))
-        return [_series(item) for item in result if "values" in item]
+        body = self._call(query, lambda: self._get(QUERY_PATH, {"query": query, "time": at_s}))
+        return self._parsed(query, lambda: _matrix(_result(body, ("matrix",))))
 
     def range(self, query: str, start_s: float, end_s: float, step_s: float) -> list[Series]:
         """A range query from ``start_s`` to ``end_s`` (both exact) every ``step_s``."""
@@ -160,7 +159,40 @@ class PrometheusClient:
             query,
             lambda: self._connection.custom_query_range(query, start, end, f"{step_s:g}", params),
         )
-        return [_series(item) for item in result]
+        return self._parsed(query, lambda: _matrix(result))
+
+    def alert_rule_names(self) -> list[str] | None:
+        """Names of the alerting rules loaded, sorted; None if the server has no rules API.
+
+        Prometheus-compatible stores without ``/api/v1/rules`` answer 404: then whether a
+        rule is loaded cannot be verified.
+        """
+        what = f"GET {RULES_PATH}"
+        body = self._call(what, lambda: self._get(RULES_PATH, {"type": "alert"}, missing_ok=True))
+        if body is None:
+            return None
+        return self._parsed(what, lambda: _alert_names(body))
+
+    def _get(self, path: str, params: dict[str, Any], missing_ok: bool = False) -> Any:
+        """The JSON body of a GET on the API; None for a 404 when ``missing_ok``."""
+        response = self._session.request(
+            method="GET",
+            url=f"{self.url}{path}",
+            params=params,
+            headers=self._headers,
+            auth=self._auth,
+            # Explicitly: otherwise REQUESTS_CA_BUNDLE in the environment wins over --ca-file.
+            verify=self._session.verify,
+            timeout=self.settings.timeout_s,
+        )
+        if response.status_code == 404 and missing_ok:
+            return None
+        if response.status_code != 200:
+            # The client library's wording, so that one function turns both into our errors.
+            raise PrometheusApiClientException(
+                f"HTTP Status Code {response.status_code} ({response.content!r})"
+            )
+        return response.json()
 
     def _call(self, query: str, request: Any) -> Any:
         logger.debug("query url=%s promql=%s", self.url, query)
@@ -172,12 +204,131 @@ class PrometheusClient:
             raise PrometheusUnavailableError(
                 f"TLS handshake with {self.url} failed (check --ca-file): {_first_line(error)}"
             ) from error
+        except requests.exceptions.JSONDecodeError as error:
+            raise PrometheusQueryError(
+                f"{self.url} did not answer {query!r} with JSON like a Prometheus API: "
+                f"{_first_line(error)}"
+            ) from error
         except requests.exceptions.RequestException as error:
             raise _unavailable(self.url, self.settings.timeout_s, error) from error
-        except (KeyError, ValueError) as error:
-            raise PrometheusUnavailableError(
-                f"{self.url} did not answer like a Prometheus query API: {_first_line(error)}"
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            # The client library indexes the body itself: data.result missing or null.
+            raise PrometheusQueryError(
+                f"{self.url} did not answer {query!r} like a Prometheus API: "
+                f"{type(error).__name__} {_first_line(error)}"
             ) from error
+
+    def _parsed(self, query: str, parse: Callable[[], _Parsed]) -> _Parsed:
+        """Run a parser over an answer; a malformed answer becomes a PrometheusQueryError."""
+        try:
+            return parse()
+        except _MalformedAnswer as error:
+            raise PrometheusQueryError(
+                f"{self.url} answered {query!r} with a malformed result: {error}"
+            ) from error
+
+
+# --- answers ---
+
+
+class _MalformedAnswer(ValueError):
+    """An answer that does not have the shape of the Prometheus HTTP API (module-internal)."""
+
+
+def _result(body: Any, kinds: tuple[str, ...]) -> Any:
+    """``data.result`` of a successful answer whose ``resultType`` is one of ``kinds``."""
+    if not isinstance(body, dict) or body.get("status") != "success":
+        status = body.get("status") if isinstance(body, dict) else type(body).__name__
+        raise _MalformedAnswer(f"status is {status!r}, not 'success'")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise _MalformedAnswer(f"data is {_shown(data)}, not an object")
+    kind = data.get("resultType")
+    if kind not in kinds:
+        wanted = " or ".join(kinds)
+        raise _MalformedAnswer(f"the query returned a {kind!s} result, not a {wanted}")
+    return data.get("result")
+
+
+def _instant_samples(body: Any) -> list[Sample]:
+    result = _result(body, ("vector", "scalar"))
+    if body["data"]["resultType"] == "scalar":
+        timestamp_s, value = _point(result)
+        return [Sample(labels={}, timestamp_s=timestamp_s, value=value)]
+    samples = []
+    for item in _items(result):
+        timestamp_s, value = _point(item.get("value"))
+        samples.append(Sample(labels=_labels(item), timestamp_s=timestamp_s, value=value))
+    return samples
+
+
+def _matrix(result: Any) -> list[Series]:
+    return [
+        Series(labels=_labels(item), points=[_point(pair) for pair in _list(item.get("values"))])
+        for item in _items(result)
+    ]
+
+
+def _alert_names(body: Any) -> list[str]:
+    """Every ``alerting`` rule's name in a /api/v1/rules answer."""
+    if not isinstance(body, dict) or body.get("status") != "success":
+        raise _MalformedAnswer("status is not 'success'")
+    data = body.get("data")
+    groups = _list(data.get("groups") if isinstance(data, dict) else None)
+    names = set()
+    for group in groups:
+        rules = _list(group.get("rules") if isinstance(group, dict) else None)
+        for rule in rules:
+            if isinstance(rule, dict) and rule.get("type") == "alerting":
+                name = rule.get("name")
+                if not isinstance(name, str):
+                    raise _MalformedAnswer(f"an alerting rule's name is {_shown(name)}")
+                names.add(name)
+    return sorted(names)
+
+
+def _items(result: Any) -> list[dict[str, Any]]:
+    items = _list(result)
+    for item in items:
+        if not isinstance(item, dict):
+            raise _MalformedAnswer(f"a series is {_shown(item)}, not an object")
+    return items
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise _MalformedAnswer(f"expected a list, got {_shown(value)}")
+    return value
+
+
+def _labels(item: dict[str, Any]) -> dict[str, str]:
+    labels = item.get("metric", {})
+    if not isinstance(labels, dict) or not all(
+        isinstance(name, str) and isinstance(value, str) for name, value in labels.items()
+    ):
+        raise _MalformedAnswer(f"labels are {_shown(labels)}, not names and string values")
+    return labels
+
+
+def _point(pair: Any) -> tuple[float, float]:
+    """``[time, "value"]``: Prometheus writes values as strings (NaN and +Inf included)."""
+    if not isinstance(pair, list) or len(pair) != 2:
+        raise _MalformedAnswer(f"expected [time, value], got {_shown(pair)}")
+    return _number(pair[0], "time"), _number(pair[1], "value")
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _MalformedAnswer(f"{what} {_shown(value)} is not a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise _MalformedAnswer(f"{what} {_shown(value)} is not a number") from None
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if value is None or isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _unavailable(
@@ -205,11 +356,6 @@ def _unavailable(
     return PrometheusUnavailableError(
         f"cannot reach Prometheus at {url}: {_first_line(reason or error)}"
     )
-
-
-def _series(item: dict[str, Any]) -> Series:
-    points = [(float(time_s), float(value)) for time_s, value in item["values"]]
-    return Series(labels=item["metric"], points=points)
 
 
 def _refusal(url: str, query: str, message: str) -> Exception:

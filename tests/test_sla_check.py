@@ -22,6 +22,7 @@ import pytest
 import yaml
 from rich.console import Console
 from sla_backfill import Cases, backfill, build_cases, history_start_s
+from sla_fake_prometheus import FakePrometheus, vector_body
 
 from driftgate.manifest import ClientStats, PhaseRecord, RequestStats, RunManifest
 from driftgate.processes import free_loopback_port
@@ -29,7 +30,7 @@ from driftgate.prometheus_server import PrometheusServer
 from driftgate.service_process import ReferenceServiceProcess
 from sla.check import check_command, exit_code, run_check
 from sla.objectives import parse_sla
-from sla.prometheus import PrometheusClient, PrometheusSettings
+from sla.prometheus import QUERY_PATH, PrometheusClient, PrometheusSettings
 from sla.report import CheckReport
 from sla.verdicts import (
     EXIT_FAIL,
@@ -186,6 +187,49 @@ def test_unreachable_prometheus_makes_every_objective_inconclusive(
         assert result.verdict == Verdict.INCONCLUSIVE
         assert "cannot reach Prometheus" in result.reason
         assert result.threshold.startswith("<= ") and result.unit == "s"
+
+
+def test_malformed_answers_and_a_missing_rules_api_are_inconclusive(tmp_path: Path) -> None:
+    def promql(name: str, query: str) -> dict[str, Any]:
+        return {"name": name, "kind": "promql", "query": query, "max": 1}
+
+    with FakePrometheus() as fake:
+        fake.answer(QUERY_PATH, vector_body("1"), query="vector(1)")
+        fake.answer(QUERY_PATH, vector_body("0.5"), query="good")
+        string = {"resultType": "string", "result": [1, "hello"]}
+        fake.answer(QUERY_PATH, {"status": "success", "data": string}, query='"hello"')
+        null = {"resultType": "vector", "result": None}
+        fake.answer(QUERY_PATH, {"status": "success", "data": null}, query="null_result")
+        bad_time = {"resultType": "vector", "result": [{"metric": {}, "value": ["x", "1"]}]}
+        fake.answer(QUERY_PATH, {"status": "success", "data": bad_time}, query="bad_time")
+        # Every other query (ALERTS) finds nothing.
+        fake.answer(
+            QUERY_PATH, {"status": "success", "data": {"resultType": "vector", "result": []}}
+        )
+        sla = {
+            "defaults": {"scrape_job": None, "window": {"start": 1000, "end": 1600}},
+            "objectives": [
+                promql("hello", '"hello"'),
+                promql("null", "null_result"),
+                promql("bad-time", "bad_time"),
+                promql("good", "good"),
+                {"name": "quiet", "kind": "alert", "alert": "DriftAlert", "expect": "not_fired"},
+            ],
+        }
+        code, out, err = run_command(tmp_path, fake.url, sla, out_dir=tmp_path / "out")
+
+    assert code == EXIT_INCONCLUSIVE and err == "", out
+    report = CheckReport.load(tmp_path / "out" / "report.json")
+    hello, null_result, bad_time, good, quiet = report.objectives
+    assert "returned a string result, not a vector or scalar" in hello.reason
+    assert "expected a list, got null" in null_result.reason
+    assert 'time "x" is not a number' in bad_time.reason
+    for result in (hello, null_result, bad_time):
+        assert result.verdict == Verdict.INCONCLUSIVE and "malformed result" in result.reason
+    assert good.verdict == Verdict.PASS and good.value == 0.5
+    assert quiet.verdict == Verdict.INCONCLUSIVE
+    assert "cannot verify that an alerting rule DriftAlert is loaded" in quiet.reason
+    assert "no rules API (HTTP 404" in quiet.reason
 
 
 # --- outputs ---

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from sla_backfill import (
     ACCURACY_GAUGE,
@@ -39,6 +40,7 @@ from sla.verdicts import ObjectiveResult, Verdict
 from target_service.metrics import latency_buckets_s
 
 QUANTILE_TOLERANCE = 0.10
+LOADED_ALERTS = ("DatasetDrift", "LatencyHigh")
 LAT = {"job": "lat"}
 
 
@@ -58,12 +60,20 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backfilled]
     history, cases = build_cases(t0_s, np.random.default_rng(20261204))
     data_dir = tmp_path_factory.mktemp("sla-evaluate") / "data"
     backfill(history, data_dir)
-    server = PrometheusServer(data_dir)
+    server = PrometheusServer(data_dir, rule_files=[_alert_rules(data_dir.parent)])
     server.start()
     try:
         yield Backfilled(server.url, cases)
     finally:
         server.stop()
+
+
+def _alert_rules(directory: Path) -> Path:
+    """The alerting rules of the backfilled ALERTS series: loaded, never firing now."""
+    rules = [{"alert": name, "expr": "vector(1) == 0"} for name in LOADED_ALERTS]
+    path = directory / "rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "sla-tests", "rules": rules}]}))
+    return path
 
 
 def check(
@@ -604,6 +614,33 @@ def test_alert_fired_and_not_fired(backfilled: Backfilled) -> None:
     )
     verdicts = [result.verdict for result in report.objectives]
     assert verdicts == [Verdict.PASS, Verdict.PASS, Verdict.FAIL, Verdict.FAIL]
+
+
+def test_an_alert_whose_rule_is_not_loaded_is_inconclusive(backfilled: Backfilled) -> None:
+    manifest = drift_manifest(backfilled.t0_s)
+    job = {"job": "drift"}
+    alert = {"kind": "alert", "labels": job, "window": "phase:normal"}
+    quiet = {"kind": "no_false_alarm", "phases": ["normal"]}
+    drift = {"kind": "drift_detected", "phase": "drift", "within": "60s"}
+    report = check(
+        backfilled,
+        "drift",
+        [
+            {"name": "typo", **alert, "alert": "DatasetDrfit", "expect": "not_fired"},
+            {"name": "loaded", **alert, "alert": "DatasetDrift", "expect": "not_fired"},
+            {"name": "typo-fired", **alert, "alert": "DatasetDrfit", "expect": "fired"},
+            {"name": "quiet-typo", **quiet, "signal": {"alert": "DatasetDrfit", "labels": job}},
+            {"name": "quiet-loaded", **quiet, "signal": {"alert": "DatasetDrift", "labels": job}},
+            {"name": "drift-typo", **drift, "signal": {"alert": "DatasetDrfit", "labels": job}},
+        ],
+        manifest=manifest,
+    )
+    typo, loaded, typo_fired, quiet_typo, quiet_loaded, drift_typo = report.objectives
+    for result in (typo, typo_fired, quiet_typo, drift_typo):
+        assert result.verdict == Verdict.INCONCLUSIVE, result.name
+        assert "no alerting rule named DatasetDrfit is loaded" in result.reason
+        assert "loaded alerts: DatasetDrift, LatencyHigh" in result.reason
+    assert loaded.verdict == Verdict.PASS and quiet_loaded.verdict == Verdict.PASS
 
 
 def test_an_unknown_phase_lists_the_phases(backfilled: Backfilled) -> None:

@@ -6,6 +6,7 @@ and that range-query steps keep within Prometheus's 11,000-points-per-series lim
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import SecretStr, ValidationError
+from sla_fake_prometheus import FakePrometheus, vector_body
 
 from driftgate.processes import ChildProcess, free_loopback_port
 from driftgate.prometheus_server import PrometheusServer, find_prometheus_binary
@@ -80,6 +82,128 @@ def test_range_uses_the_exact_start(plain: PrometheusClient) -> None:
     assert [time_s for time_s, _ in series[0].points] == pytest.approx(
         [start_s, start_s + 1, start_s + 2, start_s + 3]
     )
+
+
+def test_a_string_result_is_a_query_error(plain: PrometheusClient) -> None:
+    with pytest.raises(PrometheusQueryError, match="returned a string result, not a vector"):
+        plain.instant('"hello"', time.time())
+
+
+# --- malformed answers of a Prometheus-compatible server ---
+
+QUERY = "/api/v1/query"
+RANGE = "/api/v1/query_range"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakePrometheus]:
+    with FakePrometheus() as server:
+        yield server
+
+
+def _fake_client(fake: FakePrometheus) -> PrometheusClient:
+    return PrometheusClient(PrometheusSettings(url=fake.url, retries=0, timeout_s=5))
+
+
+def _vector(result: object) -> dict[str, object]:
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_vector(None), "expected a list, got null"),
+        (_vector([{"metric": {}, "value": ["x", "1"]}]), 'time "x" is not a number'),
+        (_vector([{"metric": {}, "value": [1, "fast"]}]), 'value "fast" is not a number'),
+        (_vector([{"metric": {}, "value": [1]}]), "expected [time, value], got [1]"),
+        (_vector([{"metric": {"a": 1}, "value": [1, "2"]}]), "labels are {'a': 1}"),
+        (_vector(["oops"]), 'a series is "oops", not an object'),
+        ({"status": "success", "data": None}, "data is null, not an object"),
+        ({"status": "error", "error": "x"}, "status is 'error', not 'success'"),
+        (
+            {"status": "success", "data": {"resultType": "string", "result": [1, "hello"]}},
+            "returned a string result, not a vector or scalar",
+        ),
+        ("<html>a proxy page</html>", "with JSON like a Prometheus API"),
+    ],
+)
+def test_a_malformed_instant_answer_is_a_query_error(
+    fake: FakePrometheus, body: object, message: str
+) -> None:
+    fake.answer(QUERY, body)
+    with pytest.raises(PrometheusQueryError) as caught:
+        _fake_client(fake).instant("up", 0.0)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert fake.url in str(caught.value) and "'up'" in str(caught.value)
+
+
+def test_a_well_formed_answer_of_the_same_server_is_read(fake: FakePrometheus) -> None:
+    fake.answer(QUERY, vector_body("0.25"))
+    samples = _fake_client(fake).instant("up", 0.0)
+    assert [(sample.labels, sample.value) for sample in samples] == [({"job": "x"}, 0.25)]
+    fake.answer(QUERY, {"status": "success", "data": {"resultType": "scalar", "result": [1, "7"]}})
+    assert [sample.value for sample in _fake_client(fake).instant("up", 0.0)] == [7.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"status": "success", "data": {"resultType": "matrix", "result": None}}, "got null"),
+        ({"status": "success", "data": None}, "like a Prometheus API: TypeError"),
+        (
+            {
+                "status": "success",
+                "data": {
+                    "resultType": "matrix",
+                    "result": [{"metric": {}, "values": [["x", "1"]]}],
+                },
+            },
+            'time "x" is not a number',
+        ),
+    ],
+)
+def test_a_malformed_range_answer_is_a_query_error(
+    fake: FakePrometheus, body: object, message: str
+) -> None:
+    fake.answer(RANGE, body)
+    with pytest.raises(PrometheusQueryError, match=re.escape(message)):
+        _fake_client(fake).range("up", 0.0, 10.0, 1.0)
+
+
+# --- the rules API ---
+
+
+def test_alert_rule_names_from_a_real_prometheus(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "g",
+                        "rules": [
+                            {"alert": "Zeta", "expr": "vector(1) == 0"},
+                            {"record": "job:up:sum", "expr": "sum(up)"},
+                            {"alert": "Alpha", "expr": "vector(1) == 0"},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    with PrometheusServer(tmp_path / "data", rule_files=[rules]) as server:
+        client = PrometheusClient(PrometheusSettings(url=server.url, retries=0))
+        try:
+            assert client.alert_rule_names() == ["Alpha", "Zeta"]
+        finally:
+            client.close()
+
+
+def test_a_server_without_the_rules_api_cannot_list_alerts(fake: FakePrometheus) -> None:
+    assert _fake_client(fake).alert_rule_names() is None
+    fake.answer("/api/v1/rules", {"status": "success", "data": {"groups": None}})
+    with pytest.raises(PrometheusQueryError, match="expected a list, got null"):
+        _fake_client(fake).alert_rule_names()
 
 
 def test_nobody_listening_is_unavailable() -> None:
