@@ -64,6 +64,7 @@ CLIENT_GAP_FACTOR = 2.0
 CLIENT_GAP_S = 0.005
 CROSS_CHECK_METRIC = "http_request_duration_seconds"
 REACHABILITY_QUERY = "vector(1)"
+SECRET_FIELDS: tuple[str, ...] = ("bearer_token", "basic_auth_password")
 # Kinds whose values are never negative: a negative baseline value of one is refused.
 NON_NEGATIVE_KINDS: tuple[str, ...] = (
     "latency",
@@ -111,10 +112,19 @@ def prometheus_settings(
     try:
         return PrometheusSettings(**values)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "prometheus"
-        message = first["msg"].removeprefix("Value error, ")
-        raise ObjectiveError(f"prometheus settings: {field}: {message}") from None
+        raise ObjectiveError(_settings_error(error)) from None
+
+
+def _settings_error(error: ValidationError) -> str:
+    """One line: the field, what is wrong, and the value (never a secret's)."""
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if not field:
+        # A check across fields: its message names the fields itself.
+        return f"prometheus settings: {message}"
+    shown = "" if field in SECRET_FIELDS else f", got {first.get('input')!r}"
+    return f"prometheus settings: {field}: {message}{shown}"
 
 
 def run_check(

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -61,9 +62,29 @@ class PrometheusSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"url: expected http://HOST:PORT or https://..., got {url!r}")
+        """A full check here, so a bad URL is a usage error rather than a failed query."""
+        expected = "expected http://HOST:PORT or https://HOST[:PORT][/PATH]"
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as error:
+            raise ValueError(f"{expected} ({error})") from None
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"{expected}; the scheme must be http or https")
+        if not parts.hostname:
+            raise ValueError(f"{expected}; the host is missing")
+        if port == 0:
+            raise ValueError(f"{expected}; the port must be 1-65535")
+        if parts.query or parts.fragment or any(char.isspace() for char in url):
+            raise ValueError(f"{expected}; a base URL has no spaces, ?query or #fragment")
         return url.rstrip("/")
+
+    @field_validator("timeout_s", mode="before")
+    @classmethod
+    def _finite_timeout(cls, timeout_s: Any) -> Any:
+        if isinstance(timeout_s, float) and not math.isfinite(timeout_s):
+            raise ValueError("must be a finite number of seconds (0 < timeout <= 600)")
+        return timeout_s
 
     @model_validator(mode="after")
     def _one_login(self) -> PrometheusSettings:

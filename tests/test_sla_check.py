@@ -169,6 +169,42 @@ def test_a_missing_url_is_a_usage_error(tmp_path: Path) -> None:
     assert code == EXIT_USAGE
 
 
+@pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        ("http://[::1", {}, "url: expected http://HOST:PORT or https://HOST[:PORT][/PATH] "
+         "(Invalid IPv6 URL), got 'http://[::1'"),
+        ("http://127.0.0.1:99999", {}, "(Port out of range 0-65535), got 'http://127.0.0.1:99999'"),
+        ("http://127.0.0.1:0", {}, "the port must be 1-65535, got 'http://127.0.0.1:0'"),
+        ("http://:9090", {}, "the host is missing, got 'http://:9090'"),
+        ("127.0.0.1:9090", {}, "the scheme must be http or https, got '127.0.0.1:9090'"),
+        ("http://127.0.0.1:9090", {"timeout_s": float("nan")},
+         "prometheus settings: timeout_s: must be a finite number of seconds"),
+        ("http://127.0.0.1:9090", {"ca_file": Path("/nonexistent/ca.pem")},
+         "prometheus settings: ca_file: no such file '/nonexistent/ca.pem'"),
+    ],
+)  # fmt: skip
+def test_a_bad_prometheus_setting_is_a_usage_error_naming_the_value(
+    tmp_path: Path, url: str, options: dict[str, Any], message: str
+) -> None:
+    code, out, err = run_command(tmp_path, url, {"objectives": [p95("x", "1s")]}, **options)
+    assert code == EXIT_USAGE and out == ""
+    assert message in err
+    assert err.strip().count("\n") == 0 and err.startswith("error: prometheus settings: ")
+    # The field is named once: no "url: url:" or "prometheus: ca_file:".
+    assert ": url: url:" not in err and "prometheus: " not in err.removeprefix("error: ")
+
+
+def test_an_ipv6_loopback_url_with_a_path_is_accepted(tmp_path: Path) -> None:
+    url = f"http://[::1]:{free_loopback_port()}/prometheus/"
+    code, out, err = run_command(
+        tmp_path, url, {"objectives": [p95("x", "1s")], "defaults": {"window": "5m"}}, retries=0
+    )
+    # Nobody listens there: inconclusive, not a usage error.
+    assert code == EXIT_INCONCLUSIVE and err == "", err
+    assert "cannot reach Prometheus at http://[::1]" in out
+
+
 def test_unreachable_prometheus_makes_every_objective_inconclusive(
     backfilled: Backfilled, tmp_path: Path
 ) -> None:
