@@ -3,8 +3,8 @@
 An objective has a ``name``, a ``kind``, a ``severity`` (``fail`` or ``warn``), a window and a
 threshold. Thresholds carry units in the text and are stored in base units:
 durations (``250ms``, ``0.25s``, ``2m``, or a bare number of seconds) become seconds, ratios
-(``1%`` or ``0.01``) become fractions, quantiles (``p95``, ``p99.9``, ``0.95``) become
-fractions in (0, 1).
+(``1%`` or ``0.01``, between 0 and 1) become fractions, quantiles (``p95``, ``p99.9``,
+``0.95``) become fractions in (0, 1).
 
 Kinds (see docs/sla.md for every field)::
 
@@ -93,6 +93,14 @@ def parse_ratio(value: Any) -> float:
     return ratio
 
 
+def parse_unit_ratio(value: Any) -> float:
+    """A share between 0 and 1 from ``1%``, ``0.01`` or ``100%``; 60 or 150% are refused."""
+    ratio = parse_ratio(value)
+    if ratio > 1:
+        raise ValueError("expected a ratio between 0 and 1 (or 0%..100%)")
+    return ratio
+
+
 def parse_quantile(value: Any) -> float:
     """A quantile in (0, 1) from ``p95``, ``p99.9``, ``95%`` or ``0.95``."""
     if isinstance(value, str):
@@ -133,7 +141,10 @@ def format_utc(epoch_s: float) -> str:
 
 
 DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
-Ratio = Annotated[float, BeforeValidator(parse_ratio)]
+# A share of something (error ratio, accuracy, confidence): between 0 and 1.
+Ratio = Annotated[float, BeforeValidator(parse_unit_ratio)]
+# A relative change (a baseline's allowed regression): 10%, or 150% for "2.5 times".
+RelativeChange = Annotated[float, BeforeValidator(parse_ratio)]
 Quantile = Annotated[float, BeforeValidator(parse_quantile)]
 TimestampS = Annotated[float, BeforeValidator(parse_timestamp_s)]
 Severity = Literal["fail", "warn"]
@@ -478,7 +489,7 @@ class BaselineObjective(ObjectiveBase):
 
     kind: Literal["baseline"]
     objective: str = Field(min_length=1)
-    max_regression: Ratio
+    max_regression: RelativeChange
     worse: Literal["higher", "lower"] | None = None
 
 
@@ -597,6 +608,13 @@ def check_objective_set(objectives: list[Any]) -> None:
             raise ValueError(
                 f"objectives.{objective.name}.worse: say which direction is a regression for "
                 f"a {target_kind} objective; choices: higher, lower"
+            )
+        worse = objective.worse or WORSE_DIRECTION[target_kind]
+        if worse == "lower" and objective.max_regression >= 1:
+            raise ValueError(
+                f"objectives.{objective.name}.max_regression: a drop of "
+                f"{objective.max_regression:.0%} or more always passes when lower is worse; "
+                "give less than 100%"
             )
 
 

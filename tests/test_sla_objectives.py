@@ -24,6 +24,10 @@ def _one(objective: dict) -> object:
     return parse_sla({"objectives": [objective]}, "sla.yaml").objectives[0]
 
 
+def _one_of(objectives: list[dict]) -> list:
+    return list(parse_sla({"objectives": objectives}, "sla.yaml").objectives)
+
+
 def _error(data: dict) -> str:
     with pytest.raises(ObjectiveError) as caught:
         parse_sla(data, "sla.yaml")
@@ -54,6 +58,53 @@ def test_ratios_and_quantiles_accept_percent_and_p_notation() -> None:
     assert parse_quantile(0.5) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         parse_quantile("p100")
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value"),
+    [
+        ("accuracy", "min", 60),
+        ("accuracy", "max", "101%"),
+        ("error_ratio", "max", "150%"),
+        ("error_ratio", "min", 1.5),
+        ("confidence", "min", 2),
+    ],
+)
+def test_ratios_above_one_are_refused_naming_field_and_value(
+    kind: str, field: str, value: object
+) -> None:
+    message = _error({"objectives": [{"name": "x", "kind": kind, field: value}]})
+    assert message == (
+        f"sla.yaml: objectives[0].{field}: expected a ratio between 0 and 1 (or 0%..100%), "
+        f"got {value!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value", "stored"),
+    [
+        ("accuracy", "min", 0.6, 0.6),
+        ("accuracy", "max", "100%", 1.0),
+        ("error_ratio", "max", "1.5%", 0.015),
+        ("confidence", "min", 0, 0.0),
+    ],
+)
+def test_ratios_from_zero_to_one_are_accepted(
+    kind: str, field: str, value: object, stored: float
+) -> None:
+    objective = _one({"name": "x", "kind": kind, field: value})
+    assert getattr(objective, field) == pytest.approx(stored)
+
+
+def test_a_baseline_regression_may_exceed_100_percent_only_when_higher_is_worse() -> None:
+    latency = {"name": "p99", "kind": "latency", "quantile": "p99", "max": "1s"}
+    accuracy = {"name": "acc", "kind": "accuracy", "min": 0.5}
+    doubled = {"name": "b", "kind": "baseline", "objective": "p99", "max_regression": "150%"}
+    assert _one_of([latency, doubled])[1].max_regression == pytest.approx(1.5)
+    message = _error(
+        {"objectives": [accuracy, {**doubled, "objective": "acc", "max_regression": "100%"}]}
+    )
+    assert "max_regression: a drop of 100% or more always passes" in message
 
 
 def test_iso_times_need_a_zone() -> None:
