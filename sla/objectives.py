@@ -49,6 +49,8 @@ DEFAULT_ROUTE = "/predict"
 DEFAULT_DRIFT_METRIC = "dataset_drift_share"
 DEFAULT_SCRAPE_JOB = "target_service"
 DEFAULT_MIN_REQUESTS = 20
+# Keys that make a YAML mapping a scenario file rather than an SLA file.
+SCENARIO_KEYS: tuple[str, ...] = ("load", "target")
 
 _DURATION_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)\s*$")
@@ -667,11 +669,29 @@ def parse_sla(data: Any, source: str = "SLA") -> SlaFile:
 
 
 def load_sla_file(path: Path) -> SlaFile:
-    """Read and validate an SLA file (YAML or JSON)."""
+    """Read and validate an SLA file (YAML or JSON), or the objectives of a scenario file.
+
+    A mapping with ``load`` or ``target`` is a scenario (driftgate's own model, not read
+    here): only its ``objectives`` list is taken, with the default ``defaults``.
+    """
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ObjectiveError(f"{path}: cannot read the SLA file: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ObjectiveError(
+            f"{path}: not a text file (byte {error.start} is not UTF-8); "
+            "an SLA file is YAML or JSON"
+        ) from None
     except yaml.YAMLError as error:
         raise ObjectiveError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
+    if data is None:
+        raise ObjectiveError(
+            f"{path}: the file is empty; expected a mapping with 'objectives' "
+            "(and optional 'defaults', 'prometheus')"
+        )
+    if isinstance(data, dict) and any(key in data for key in SCENARIO_KEYS):
+        if not data.get("objectives"):
+            raise ObjectiveError(f"{path}: the scenario file has no 'objectives' to check")
+        data = {"objectives": data["objectives"]}
     return parse_sla(data, str(path))

@@ -208,6 +208,8 @@ def build_cases(t0_s: float, rng: np.random.Generator) -> tuple[OpenMetricsHisto
     for job in ("gap", "down", "few", "inf", "slowscrape", "drift"):
         cases.simple[job] = _build_simple(history, job, rng, t0_s, bounds)
     _build_drift(history, t0_s, scrapes)
+    # The default scrape job, for files that cannot set defaults (scenario files).
+    history.gauge("up", {"job": "target_service"}, up_points(t0_s, t0_s + HISTORY_S, 1.0))
     return history, cases
 
 

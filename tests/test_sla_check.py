@@ -161,6 +161,26 @@ def test_usage_errors_exit_2_with_one_line(
     assert out == ""
 
 
+def test_check_reads_the_objectives_of_a_scenario_file(
+    backfilled: Backfilled, tmp_path: Path
+) -> None:
+    window = {"start": backfilled.t0_s + 100, "end": backfilled.t0_s + 400}
+    objectives = [p95("ok", "2s", window=window), p95("broken", "1ms", window=window)]
+    scenario = yaml.safe_load(
+        (Path(__file__).parent.parent / "scenarios" / "smoke.yaml").read_text()
+    )
+    scenario["objectives"] = objectives
+    code, out, err = run_command(tmp_path, backfilled.url, scenario, out_dir=tmp_path / "out")
+    assert code == EXIT_FAIL and err == "", out + err
+    report = CheckReport.load(tmp_path / "out" / "report.json")
+    verdicts = {result.name: result.verdict for result in report.objectives}
+    assert verdicts == {"ok": Verdict.PASS, "broken": Verdict.FAIL}
+
+    # The same mapping without the scenario's own sections is an SLA file with a stray key.
+    code, _, err = run_command(tmp_path, backfilled.url, {"name": "x", "objectives": objectives})
+    assert code == EXIT_USAGE and "unknown field 'name'" in err
+
+
 def test_a_missing_url_is_a_usage_error(tmp_path: Path) -> None:
     code = check_command(
         write_sla(tmp_path, {"objectives": [p95("x", "1s")]}),

@@ -275,6 +275,53 @@ def test_load_sla_file_reads_yaml_and_reports_the_path(tmp_path: Path) -> None:
         load_sla_file(tmp_path / "missing.yaml")
 
 
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
+def test_an_empty_sla_file_says_so(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "sla.yaml"
+    path.write_text(text)
+    with pytest.raises(ObjectiveError) as caught:
+        load_sla_file(path)
+    assert str(caught.value).startswith(f"{path}: the file is empty; expected a mapping")
+    assert "NoneType" not in str(caught.value)
+
+
+def test_a_binary_sla_file_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "sla.yaml"
+    path.write_bytes(b"objectives: []\n\xff\xfe\x00\x81binary")
+    with pytest.raises(ObjectiveError) as caught:
+        load_sla_file(path)
+    assert str(caught.value) == (
+        f"{path}: not a text file (byte 15 is not UTF-8); an SLA file is YAML or JSON"
+    )
+
+
+SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[path.name for path in SCENARIOS])
+def test_a_scenario_file_yields_its_objectives(scenario: Path) -> None:
+    raw = yaml.safe_load(scenario.read_text())
+    sla = load_sla_file(scenario)
+    assert [objective.name for objective in sla.objectives] == [
+        objective["name"] for objective in raw["objectives"]
+    ]
+    assert sla.defaults.min_requests == 20
+
+
+def test_only_a_mapping_with_load_or_target_is_read_as_a_scenario(tmp_path: Path) -> None:
+    objective = {"name": "p99", "kind": "latency", "quantile": "p99", "max": "1s"}
+    path = tmp_path / "file.yaml"
+    path.write_text(yaml.safe_dump({"name": "mine", "load": {}, "objectives": [objective]}))
+    assert load_sla_file(path).objectives[0].name == "p99"
+
+    path.write_text(yaml.safe_dump({"name": "mine", "objectives": [objective]}))
+    with pytest.raises(ObjectiveError, match="unknown field 'name'"):
+        load_sla_file(path)
+    path.write_text(yaml.safe_dump({"name": "mine", "target": {}}))
+    with pytest.raises(ObjectiveError, match="the scenario file has no 'objectives' to check"):
+        load_sla_file(path)
+
+
 def test_the_example_in_docs_parses() -> None:
     text = (Path(__file__).parent.parent / "docs" / "sla.md").read_text()
     start = text.index("```yaml\n") + len("```yaml\n")
