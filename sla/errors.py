@@ -6,7 +6,8 @@
     ├── BaselineError           a baseline report is missing, unreadable or of another schema
     └── PrometheusAccessError   Prometheus could not answer a query
         ├── PrometheusUnavailableError   unreachable, timed out, 5xx after retries, auth refused
-        └── PrometheusQueryError         Prometheus refused the query itself (bad PromQL, 4xx)
+        └── PrometheusQueryError         the query was refused (bad PromQL, 4xx), or the
+                                         answer is malformed (string or null result, no number)
 
 ``ObjectiveError``, ``WindowError`` and ``BaselineError`` are usage errors: the command line
 prints the one-line message and exits with ``EXIT_USAGE``. A ``PrometheusAccessError`` never
@@ -39,4 +40,7 @@ class PrometheusUnavailableError(PrometheusAccessError):
 
 
 class PrometheusQueryError(PrometheusAccessError):
-    """Prometheus refused the query (bad PromQL, too many points); the message quotes it."""
+    """The query was refused (bad PromQL, too many points) or answered with a malformed result.
+
+    The message quotes the query and says what was wrong.
+    """
