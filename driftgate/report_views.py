@@ -6,7 +6,7 @@ from driftgate.errors import ManifestError
 from driftgate.html_report import CrossCheckLine, VerdictRow
 from driftgate.manifest import RunManifest
 from driftgate.plots import Detection, Threshold
-from sla.evaluate import format_value, quantile_name
+from sla.evaluate import format_result_value, quantile_name
 from sla.objectives import DriftDetectedObjective, LatencyObjective, SlaFile
 from sla.report import CheckReport
 from sla.verdicts import ObjectiveResult, Verdict
@@ -19,7 +19,7 @@ def verdict_row(result: ObjectiveResult) -> VerdictRow:
     return VerdictRow(
         name=result.name,
         verdict=result.verdict.value,
-        measured=format_value(result.value, result.unit),
+        measured=format_result_value(result),
         threshold=result.threshold,
         reason=result.reason,
         promql="\n".join(result.queries),
