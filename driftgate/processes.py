@@ -19,6 +19,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import httpx
+
 logger = logging.getLogger(__name__)
 
 STOP_GRACE_S = 10.0
@@ -49,6 +51,14 @@ def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def answers_ok(url: str, timeout_s: float = 1.0) -> bool:
+    """Whether ``GET url`` answers 200 right now (a readiness probe)."""
+    try:
+        return httpx.get(url, timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def port_is_free(host: str, port: int) -> bool:

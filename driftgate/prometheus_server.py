@@ -21,7 +21,7 @@ import httpx
 import yaml
 
 from driftgate.errors import PrometheusError
-from driftgate.processes import ChildProcess, free_loopback_port, port_is_free
+from driftgate.processes import ChildProcess, answers_ok, free_loopback_port, port_is_free
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +131,7 @@ class PrometheusServer:
         )
 
     def _is_ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers_ok(f"{self.url}/-/ready")
 
     def wait_for_first_scrape(self, timeout_s: float = FIRST_SCRAPE_TIMEOUT_S) -> None:
         """Wait until every scrape target has been scraped successfully once.

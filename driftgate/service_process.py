@@ -7,11 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import yaml
 
 from driftgate.errors import RunError
-from driftgate.processes import ChildProcess, free_loopback_port, port_is_free
+from driftgate.processes import ChildProcess, answers_ok, free_loopback_port, port_is_free
 from target_service.config import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -58,10 +57,7 @@ class ReferenceServiceProcess:
         )
 
     def _is_ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers_ok(f"{self.url}/readyz")
 
     def raise_if_dead(self, when: str) -> None:
         """Raise a RunError with the log's last lines if the service process has exited."""

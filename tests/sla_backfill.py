@@ -348,3 +348,15 @@ def _build_drift(history: OpenMetricsHistory, t0_s: float, scrapes: np.ndarray) 
 def history_start_s(now_s: float) -> float:
     """A whole minute four hours before ``now_s``: old enough to lie before the head block."""
     return float(int(now_s - 4 * 3600) // 60 * 60)
+
+
+@dataclass(frozen=True)
+class Backfilled:
+    """A Prometheus serving a backfilled history, and the cases written into it."""
+
+    url: str
+    cases: Cases
+
+    @property
+    def t0_s(self) -> float:
+        return self.cases.t0_s

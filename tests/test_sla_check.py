@@ -12,7 +12,6 @@ import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 from rich.console import Console
-from sla_backfill import Cases, backfill, build_cases, history_start_s
+from sla_backfill import Backfilled, backfill, build_cases, history_start_s
 from sla_fake_prometheus import FakePrometheus, vector_body
 
 from driftgate.manifest import ClientStats, PhaseRecord, RequestStats, RunManifest
@@ -43,16 +42,6 @@ from target_service.config import ServiceSettings, VersionFaults
 from target_service.dataset import example_record
 
 LAT = {"job": "lat"}
-
-
-@dataclass(frozen=True)
-class Backfilled:
-    url: str
-    cases: Cases
-
-    @property
-    def t0_s(self) -> float:
-        return self.cases.t0_s
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from sla_backfill import (
     ALERT_ON_OFFSET_S,
     DRIFT_ON_OFFSET_S,
     RESET_OFFSET_S,
-    Cases,
+    Backfilled,
     backfill,
     build_cases,
     history_start_s,
@@ -42,16 +41,6 @@ from target_service.metrics import latency_buckets_s
 QUANTILE_TOLERANCE = 0.10
 LOADED_ALERTS = ("DatasetDrift", "LatencyHigh")
 LAT = {"job": "lat"}
-
-
-@dataclass(frozen=True)
-class Backfilled:
-    url: str
-    cases: Cases
-
-    @property
-    def t0_s(self) -> float:
-        return self.cases.t0_s
 
 
 @pytest.fixture(scope="module")
