@@ -13,6 +13,7 @@ import copy
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         settings = load_settings(args.config, **overrides)
+        _refuse_unusable_address(settings.host, settings.port)
         load_models(settings.resolved_cache_dir())
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -73,6 +75,22 @@ def main(argv: list[str] | None = None) -> int:
         return serve(settings, shared_dir, args.log_level)
     finally:
         shutil.rmtree(shared_dir, ignore_errors=True)
+
+
+def _refuse_unusable_address(host: str, port: int) -> None:
+    """ConfigError if ``host:port`` cannot be bound now, before any slow set-up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # The same option uvicorn sets, so a port in TIME_WAIT is not mistaken for a busy one.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {reason}; choose another --host or --port "
+                "(--port 0 picks a free one)"
+            ) from None
 
 
 def serve(settings: ServiceSettings, shared_dir: Path, log_level: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from driftgate.processes import free_loopback_port
 from sla.verdicts import EXIT_INCONCLUSIVE, EXIT_USAGE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DRIFTGATE = [sys.executable, "-c", "from driftgate.cli import app; app()"]
 SHIPPED_FILES = sorted((REPO_ROOT / "scenarios").glob("*.yaml")) + sorted(
     (REPO_ROOT / "examples").glob("*sla*.yaml")
 )
@@ -131,3 +133,21 @@ def test_serve_with_a_bad_setting_names_it_and_exits_2(tmp_path: Path) -> None:
     assert completed.returncode == EXIT_USAGE
     assert "workers" in completed.stderr and "0" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_serve_on_a_busy_port_names_it_and_exits_2() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as occupier:
+        occupier.bind(("127.0.0.1", 0))
+        occupier.listen()
+        port = occupier.getsockname()[1]
+
+        completed = subprocess.run(
+            [*DRIFTGATE, "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO_ROOT,
+        )
+
+    assert completed.returncode == EXIT_USAGE
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in completed.stderr
