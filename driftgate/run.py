@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from rich.console import Console
@@ -45,7 +46,7 @@ from driftgate.report_views import (
     latency_thresholds,
     verdict_row,
 )
-from driftgate.scenario import Scenario, load_scenario
+from driftgate.scenario import Scenario, Target, load_scenario
 from driftgate.service_process import ReferenceServiceProcess
 from driftgate.stages import StageTimer
 from driftgate.timeseries import fetch_series, save_csv
@@ -103,7 +104,6 @@ class ScenarioRun:
     def __init__(self, options: RunOptions, console: Console) -> None:
         self.options = options
         self.console = console
-        self.timer = StageTimer()
         self.service: ReferenceServiceProcess | None = None
         self.prometheus: PrometheusServer | None = None
         self.prometheus_url: str | None = options.prometheus_url
@@ -129,14 +129,15 @@ class ScenarioRun:
                 f"{self.prometheus.log_tail()}"
             )
 
-    def start_service(self, scenario_target: object, run_dir: Path) -> str:
+    def start_service(self, target: Target, run_dir: Path) -> str:
         """Start the bundled service if the scenario asks for it; return the target URL."""
-        url = getattr(scenario_target, "url", None)
-        settings = getattr(scenario_target, "service", None)
-        if settings is None:
-            return str(url)
+        if target.service is None:
+            # The model validator guarantees exactly one of service and url.
+            return str(target.url)
 
-        self.service = ReferenceServiceProcess(settings, run_dir, port=self.options.service_port)
+        self.service = ReferenceServiceProcess(
+            target.service, run_dir, port=self.options.service_port
+        )
         self.service.start()
         return self.service.url
 
@@ -145,10 +146,9 @@ class ScenarioRun:
         if self.prometheus_url is not None:
             return self.prometheus_url
 
-        target = target_url.split("://", 1)[-1].rstrip("/")
         self.prometheus = PrometheusServer(
             run_dir / "prometheus" / "data",
-            scrape_targets=[target],
+            scrape_targets=[urlsplit(target_url).netloc],
             scrape_interval_s=SCRAPE_INTERVAL_S,
             rule_files=[CI_RULES_FILE],
             binary=self.options.prometheus_binary,
