@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from driftgate.errors import ManifestError
 
@@ -108,6 +108,20 @@ class RunManifest(BaseModel):
             return cls.model_validate_json(path.read_text())
         except OSError as error:
             raise ManifestError(f"{path}: cannot read the run manifest: {error.strerror}") from None
-        except ValueError as error:
-            first_line = str(error).splitlines()[0]
-            raise ManifestError(f"{path}: not a valid run manifest: {first_line}") from None
+        except UnicodeDecodeError:
+            raise ManifestError(f"{path}: not a text file (expected a JSON run manifest)") from None
+        except ValidationError as error:
+            raise ManifestError(
+                f"{path}: not a valid run manifest: {_first_problem(error)}"
+            ) from None
+
+
+def _first_problem(error: ValidationError) -> str:
+    """The first problem as ``field.path: message, got value`` (plus how many more)."""
+    first = error.errors()[0]
+    path = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict | list) else f", got {value!r}"
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more)" if more else ""
+    return f"{path}: {first['msg']}{shown}{suffix}"
