@@ -508,8 +508,17 @@ class Evaluator:
             outcome.reason = f"no samples of {signal.metric} in {window.label}"
             return outcome
 
-        first = next((time_s for time_s, value in points if _signal_on(signal, value)), None)
         outcome.details = {"resolution_s": step_s, "searched_s": round(window.duration_s, 3)}
+        if points and points[0][0] <= window.start_s + step_s and _signal_on(signal, points[0][1]):
+            # Already on when the phase began: left over from earlier traffic, so no delay can
+            # be attributed to this phase's drift; neither a pass nor a fail is proven.
+            outcome.reason = (
+                f"{signal.describe()} was already true when phase {objective.phase} started; "
+                "the detection cannot be attributed to this phase (lengthen the phase before it)"
+            )
+            return outcome
+
+        first = next((time_s for time_s, value in points if _signal_on(signal, value)), None)
         if first is None:
             outcome.verdict = breach_verdict(objective.severity)
             outcome.reason = (
@@ -527,8 +536,6 @@ class Evaluator:
             f"{signal.describe()} became true {delay_s:.1f}s after phase {objective.phase} "
             f"started (+/- {step_s:g}s), {relation} {objective.within:g}s"
         )
-        if delay_s == 0.0:
-            outcome.reason += "; it was already true at the phase start"
         return outcome
 
     def _no_false_alarm(

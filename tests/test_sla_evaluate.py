@@ -507,24 +507,52 @@ def test_a_window_under_four_scrape_intervals_is_refused(backfilled: Backfilled)
 # --- drift and alerts ---
 
 
-def drift_manifest(t0_s: float) -> RunManifest:
-    def phase(name: str, start_s: float, end_s: float) -> PhaseRecord:
-        return PhaseRecord(
-            name=name,
-            start_s=start_s,
-            end_s=end_s,
-            users=1,
-            spawn_rate=1.0,
-            traffic={"kind": name},
-        )
+def phase(name: str, start_s: float, end_s: float) -> PhaseRecord:
+    return PhaseRecord(
+        name=name,
+        start_s=start_s,
+        end_s=end_s,
+        users=1,
+        spawn_rate=1.0,
+        traffic={"kind": name},
+    )
 
+
+def drift_manifest(t0_s: float, drift_start_offset_s: float = 120) -> RunManifest:
+    drift_start_s = t0_s + drift_start_offset_s
     return RunManifest(
         scenario="drift-test",
         target_url="http://127.0.0.1:8000",
         started_s=t0_s,
         ended_s=t0_s + 300,
-        phases=[phase("normal", t0_s, t0_s + 120), phase("drift", t0_s + 120, t0_s + 300)],
+        phases=[phase("normal", t0_s, drift_start_s), phase("drift", drift_start_s, t0_s + 300)],
     )
+
+
+def test_drift_already_on_at_the_phase_start_is_inconclusive(backfilled: Backfilled) -> None:
+    # The twin of the in-time case below: here the "drift" phase begins 30 s after the signal
+    # came on, so nothing proves this phase's drift was detected.
+    manifest = drift_manifest(backfilled.t0_s, drift_start_offset_s=DRIFT_ON_OFFSET_S + 30)
+    signal = {"above": 0.3, "labels": {"job": "drift"}}
+
+    report = check(
+        backfilled,
+        "drift",
+        [
+            {
+                "name": "late",
+                "kind": "drift_detected",
+                "phase": "drift",
+                "signal": signal,
+                "within": "60s",
+            }
+        ],
+        manifest=manifest,
+    )
+
+    (late,) = report.objectives
+    assert late.verdict == Verdict.INCONCLUSIVE
+    assert "already true when phase drift started" in late.reason
 
 
 def test_drift_detection_delay_is_measured(backfilled: Backfilled) -> None:
