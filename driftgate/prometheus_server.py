@@ -22,6 +22,7 @@ import yaml
 
 from driftgate.errors import PrometheusError
 from driftgate.processes import ChildProcess, answers_ok, free_loopback_port, port_is_free
+from sla.objectives import DEFAULT_SCRAPE_JOB
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ def scrape_configuration(
     scrape_targets: Sequence[str],
     scrape_interval_s: float,
     rule_files: Sequence[Path],
-    job_name: str = "target_service",
+    job_name: str = DEFAULT_SCRAPE_JOB,
+    scheme: str = "http",
+    metrics_path: str = "/metrics",
 ) -> dict[str, object]:
     """A Prometheus configuration that scrapes ``scrape_targets`` and loads ``rule_files``."""
     interval = f"{int(scrape_interval_s * 1000)}ms"
@@ -58,6 +61,8 @@ def scrape_configuration(
                 "job_name": job_name,
                 "scrape_interval": interval,
                 "scrape_timeout": interval,
+                "scheme": scheme,
+                "metrics_path": metrics_path,
                 "static_configs": [{"targets": list(scrape_targets)}],
             }
         ],
@@ -73,6 +78,8 @@ class PrometheusServer:
         scrape_targets: Sequence[str] = (),
         scrape_interval_s: float = 1.0,
         rule_files: Sequence[Path] = (),
+        scheme: str = "http",
+        metrics_path: str = "/metrics",
         port: int | None = None,
         binary: str | Path | None = None,
         log_path: Path | None = None,
@@ -82,7 +89,13 @@ class PrometheusServer:
         self.port = port if port is not None else free_loopback_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = data_dir.parent / "prometheus.yml"
-        self._configuration = scrape_configuration(scrape_targets, scrape_interval_s, rule_files)
+        self._configuration = scrape_configuration(
+            scrape_targets,
+            scrape_interval_s,
+            rule_files,
+            scheme=scheme,
+            metrics_path=metrics_path,
+        )
         self._log_path = log_path or data_dir.parent / "prometheus.log"
         self._process: ChildProcess | None = None
 

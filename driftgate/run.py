@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 from rich.console import Console
 
 from driftgate.errors import DriftgateError, PrometheusError, RunError
@@ -50,9 +49,9 @@ from driftgate.scenario import Scenario, Target, load_scenario
 from driftgate.service_process import ReferenceServiceProcess
 from driftgate.stages import StageTimer
 from driftgate.timeseries import fetch_series, save_csv
-from loadtests.runner import LoadProgress, run_load
-from sla.check import exit_code, run_check
-from sla.errors import SlaError
+from loadtests.runner import LoadProgress, check_target_ready, run_load
+from sla.check import exit_code, prometheus_settings, run_check
+from sla.errors import PrometheusAccessError, SlaError
 from sla.objectives import SlaFile
 from sla.prometheus import PrometheusClient, PrometheusSettings
 from sla.report import CheckReport, render_table, write_outputs
@@ -146,9 +145,12 @@ class ScenarioRun:
         if self.prometheus_url is not None:
             return self.prometheus_url
 
+        target = urlsplit(target_url)
         self.prometheus = PrometheusServer(
             run_dir / "prometheus" / "data",
-            scrape_targets=[urlsplit(target_url).netloc],
+            scrape_targets=[target.netloc],
+            scheme=target.scheme,
+            metrics_path=f"{target.path.rstrip('/')}/metrics",
             scrape_interval_s=SCRAPE_INTERVAL_S,
             rule_files=[CI_RULES_FILE],
             binary=self.options.prometheus_binary,
@@ -160,21 +162,36 @@ class ScenarioRun:
         return self.prometheus.url
 
 
-def _probe_prometheus(url: str) -> None:
-    """Refuse a --prometheus-url that does not answer a query, before any load is sent."""
+def _usable_prometheus(sla_file: SlaFile, url: str) -> PrometheusSettings:
+    """Settings for a --prometheus-url that answers a query; refused before any load."""
+    settings = prometheus_settings(sla_file, url=url)
+    client = PrometheusClient(settings.model_copy(update={"timeout_s": PROBE_TIMEOUT_S}))
     try:
-        response = httpx.get(
-            f"{url.rstrip('/')}/api/v1/query",
-            params={"query": "vector(1)"},
-            timeout=PROBE_TIMEOUT_S,
-        )
-        response.raise_for_status()
-        response.json()["data"]
-    except (httpx.HTTPError, ValueError, KeyError) as error:
+        client.instant("vector(1)", time.time())
+    except PrometheusAccessError as error:
         raise PrometheusError(
-            f"--prometheus-url {url}: does not answer a query ({type(error).__name__}: {error}); "
-            "check the URL, or leave the option out to start a Prometheus for this run"
+            f"--prometheus-url {url}: does not answer a query ({error}); check the URL, or "
+            "leave the option out to start a Prometheus for this run"
         ) from None
+    finally:
+        client.close()
+    return settings
+
+
+def _check_before_start(options: RunOptions, scenario: Scenario, sla_file: SlaFile) -> None:
+    """Everything that can be known wrong before a process starts or a request is sent."""
+    check_scenario_windows(scenario, sla_file)
+    if options.prometheus_url is None:
+        find_prometheus_binary(options.prometheus_binary)
+    else:
+        if scenario.target.service is not None and options.service_port is None:
+            raise DriftgateError(
+                "--prometheus-url needs --service-port when the scenario starts the bundled "
+                "service: your Prometheus must know the port to scrape"
+            )
+        _usable_prometheus(sla_file, options.prometheus_url)
+    if scenario.target.url is not None:
+        check_target_ready(scenario.target.url)
 
 
 def wait_for_final_scrape() -> None:
@@ -192,12 +209,7 @@ def run_scenario(options: RunOptions, console: Console) -> int:
     with timer.stage("validate"):
         scenario = load_scenario(options.scenario_path)
         sla_file = objectives_of(scenario)
-        check_scenario_windows(scenario, sla_file)
-        # Before anything starts: a missing or silent Prometheus should cost no start-up.
-        if options.prometheus_url is None:
-            find_prometheus_binary(options.prometheus_binary)
-        else:
-            _probe_prometheus(options.prometheus_url)
+        _check_before_start(options, scenario, sla_file)
         run_dir = make_run_dir(options.runs_root, scenario.name)
     console.print(f"driftgate: scenario {scenario.name!r}, run folder {run_dir}")
 

@@ -101,6 +101,18 @@ class ScenarioServiceSettings(ServiceSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
+    @model_validator(mode="after")
+    def _address_chosen_by_the_run(self) -> ScenarioServiceSettings:
+        # driftgate run binds the bundled service to 127.0.0.1 on a free port (or
+        # --service-port); a host or port here would be silently overridden.
+        for field_name in ("host", "port"):
+            if field_name in self.model_fields_set:
+                raise ValueError(
+                    f"{field_name}: set by driftgate run (127.0.0.1, a free port or "
+                    f"--service-port), not by the scenario; remove it"
+                )
+        return self
+
 
 class RandomFeatures(StrictModel):
     """``random`` features of the right kind, drawn with ``seed`` (the same on every process)."""
