@@ -109,18 +109,10 @@ def latency_figure(
         _shade_phases(axes, manifest, manifest.started_s)
         _plot_table(axes, series[f"latency_{quantile}_s"], manifest.started_s, scale=1000)
         axes.set_ylabel(f"{quantile} (ms)")
+        highest_ms = float(series[f"latency_{quantile}_s"].frame.max(axis=None) or 0.0) * 1000
         for threshold in thresholds:
-            if quantile in threshold.label:
-                axes.axhline(threshold.value * 1000, color="#cc0000", linestyle="--", linewidth=1)
-                axes.text(
-                    0,
-                    threshold.value * 1000,
-                    f" {threshold.label}",
-                    color="#cc0000",
-                    fontsize=8,
-                    va="bottom",
-                    transform=axes.get_yaxis_transform(),
-                )
+            if f"({quantile})" in threshold.label:
+                _draw_threshold(axes, threshold, highest_ms)
     axes_list[0].set_title("Inference latency per model version (server side)")
     return Figure("Latency", _finish(figure, list(axes_list)))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from driftgate.manifest import ClientStats, PhaseRecord, RequestStats, RunManifest
 from driftgate.scenario import Scenario
@@ -118,16 +118,3 @@ def build_manifest(
         client_stats=stats,
         completed=completed,
     )
-
-
-def progress_line(fields: dict[str, Any]) -> dict[str, Any]:
-    """A progress report as written by the Locust master, one JSON object a line."""
-    return {
-        "phase": str(fields["phase"]),
-        "phase_left_s": float(fields["phase_left_s"]),
-        "run_left_s": float(fields["run_left_s"]),
-        "users": int(fields["users"]),
-        "requests_per_s": float(fields["requests_per_s"]),
-        "p95_s": None if fields["p95_s"] is None else float(fields["p95_s"]),
-        "error_ratio": float(fields["error_ratio"]),
-    }
