@@ -7,7 +7,8 @@
         ├── PrometheusError     Prometheus missing, not ready, or died
 
 Each message is one line that says what went wrong and what to do; the command line prints
-it without a traceback and exits with the usage/configuration exit code.
+it without a traceback and exits with 4 for a RunError (the run itself failed) and 2 for
+the others (usage or configuration).
 """
 
 

@@ -1,8 +1,8 @@
 """Every Prometheus metric of the reference service, declared in one place.
 
-Metric names are a contract (ADR 004 and docs/metrics.md); label sets are small and fixed:
-no request can create a label value beyond the known model versions, classes, features,
-routes, HTTP methods and rejection reasons.
+Metric names are a contract (docs/metrics.md; rules, dashboards and SLA files use them).
+Label sets are small and fixed: no request can create a label value beyond the known model
+versions, classes, features, routes, HTTP methods and rejection reasons.
 
 The metrics are built on a registry that is passed in, so tests use a fresh
 ``CollectorRegistry``. In multi-worker mode (``PROMETHEUS_MULTIPROC_DIR`` set before
@@ -185,7 +185,7 @@ class ServiceMetrics:
         self.drift_score = Gauge(
             "feature_drift_score",
             "Drift statistic of a feature over the current window against the training data "
-            "(KS distance or PSI for numeric features, chi-square based for categorical).",
+            "(KS distance or PSI for numeric features, total-variation distance for categorical).",
             ["feature"],
             registry=registry,
             multiprocess_mode=mode,
