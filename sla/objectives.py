@@ -53,22 +53,26 @@ DEFAULT_MIN_REQUESTS = 20
 SCENARIO_KEYS: tuple[str, ...] = ("load", "target")
 
 _DURATION_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)\s*$")
+_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)")
+# One part (``250ms``, ``0.5 s``) or several, largest first, as in scenario files (``1m30s``).
+_DURATION_RE = re.compile(r"^\s*(?:(?:\d+(?:\.\d*)?|\.\d+)\s*(?:ms|s|m|h|d))+\s*$")
 _QUANTILE_RE = re.compile(r"^\s*p(\d+(?:\.\d+)?)\s*$", re.IGNORECASE)
 
 
 def parse_duration_s(value: Any) -> float:
-    """Seconds from ``250ms``, ``0.25s``, ``5m``, ``1h``, ``1d`` or a bare number of seconds."""
+    """Seconds from ``250ms``, ``0.25s``, ``5m``, ``1m30s``, ``1h``, ``1d`` or a bare number."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 250ms, 0.25s or 5m, got {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if match is None:
+        if _DURATION_RE.match(value) is None:
             units = ", ".join(_DURATION_UNITS_S)
             raise ValueError(f"expected a duration like 250ms, 0.25s or 5m (units: {units})")
-        seconds = float(match.group(1)) * _DURATION_UNITS_S[match.group(2)]
+        parts = _DURATION_PART_RE.findall(value)
+        if len({unit for _, unit in parts}) != len(parts):
+            raise ValueError(f"expected each unit once in a duration like 1m30s, got {value!r}")
+        seconds = sum(float(number) * _DURATION_UNITS_S[unit] for number, unit in parts)
     else:
         raise ValueError("expected a duration like 250ms, 0.25s or 5m")
     if not math.isfinite(seconds) or seconds < 0:

@@ -38,13 +38,23 @@ def _error(data: dict) -> str:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("250ms", 0.25), ("0.25s", 0.25), ("2m", 120.0), ("1h", 3600.0), (1.5, 1.5), (".5s", 0.5)],
+    [
+        ("250ms", 0.25),
+        ("0.25s", 0.25),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        (1.5, 1.5),
+        (".5s", 0.5),
+        # As scenario files write them: parts, largest first (1 * 60 + 30 s).
+        ("1m30s", 90.0),
+        ("1h30m", 5400.0),
+    ],
 )
 def test_durations_are_stored_in_seconds(text: object, seconds: float) -> None:
     assert parse_duration_s(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["250 parsecs", "-1s", "fast", True])
+@pytest.mark.parametrize("text", ["250 parsecs", "-1s", "fast", True, "1m1m"])
 def test_bad_durations_are_refused(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration_s(text)
