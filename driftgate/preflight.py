@@ -8,18 +8,16 @@ rather than after minutes of load.
 
 from __future__ import annotations
 
-from typing import Any
-
 from driftgate.errors import ScenarioError
 from driftgate.manifest import PhaseRecord, RunManifest
 from driftgate.scenario import Scenario
 from sla.check import resolve_windows
 from sla.errors import SlaError
 from sla.objectives import SlaFile, parse_sla
-from sla.windows import WORST_WINDOW_S, check_window_length
+from sla.windows import check_window_length, extra_window_s
 
-# driftgate run has Prometheus scrape every second.
-RUN_SCRAPE_INTERVAL_S = 1.0
+# driftgate run has Prometheus scrape (and evaluate rules) every second.
+SCRAPE_INTERVAL_S = 1.0
 
 
 def objectives_of(scenario: Scenario) -> SlaFile:
@@ -54,13 +52,8 @@ def planned_manifest(scenario: Scenario) -> RunManifest:
     )
 
 
-def _uses_worst_window(objective: Any) -> bool:
-    measures = (objective, getattr(objective, "left", None), getattr(objective, "right", None))
-    return any(getattr(measure, "statistic", "") == "worst_1m" for measure in measures)
-
-
 def measurable_part(
-    sla_file: SlaFile, manifest: RunManifest, scrape_interval_s: float = RUN_SCRAPE_INTERVAL_S
+    sla_file: SlaFile, manifest: RunManifest, scrape_interval_s: float = SCRAPE_INTERVAL_S
 ) -> tuple[SlaFile | None, list[str]]:
     """The objectives a cut-short run can still measure (None: none), and the others' names.
 
@@ -75,7 +68,7 @@ def measurable_part(
             if objective.kind == "baseline":
                 raise SlaError("a baseline compares whole runs")
             windows = resolve_windows(single, manifest, now_s=manifest.ended_s)
-            extra_s = WORST_WINDOW_S if _uses_worst_window(objective) else 0.0
+            extra_s = extra_window_s(objective)
             for window in windows[objective.name]:
                 check_window_length(window, scrape_interval_s, objective.name, extra_s)
         except SlaError:
@@ -88,14 +81,14 @@ def measurable_part(
 
 
 def check_scenario_windows(
-    scenario: Scenario, sla_file: SlaFile, scrape_interval_s: float = RUN_SCRAPE_INTERVAL_S
+    scenario: Scenario, sla_file: SlaFile, scrape_interval_s: float = SCRAPE_INTERVAL_S
 ) -> None:
     """Raise a one-line ScenarioError if an objective's window cannot be measured in this plan."""
     manifest = planned_manifest(scenario)
     try:
         windows = resolve_windows(sla_file, manifest, now_s=manifest.ended_s)
         for objective in sla_file.objectives:
-            extra_s = WORST_WINDOW_S if _uses_worst_window(objective) else 0.0
+            extra_s = extra_window_s(objective)
             for window in windows[objective.name]:
                 check_window_length(window, scrape_interval_s, objective.name, extra_s)
     except SlaError as error:

@@ -36,7 +36,12 @@ from driftgate.plots import (
     model_figure,
     traffic_figure,
 )
-from driftgate.preflight import check_scenario_windows, measurable_part, objectives_of
+from driftgate.preflight import (
+    SCRAPE_INTERVAL_S,
+    check_scenario_windows,
+    measurable_part,
+    objectives_of,
+)
 from driftgate.progress import ProgressPanel
 from driftgate.prometheus_server import PrometheusServer, find_prometheus_binary
 from driftgate.report_views import (
@@ -60,7 +65,6 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CI_RULES_FILE = REPO_ROOT / "prometheus" / "rules" / "driftgate-ci.yml"
-SCRAPE_INTERVAL_S = 1.0
 # After the last request: one more scrape, then one more rule evaluation, with a margin.
 FINAL_SCRAPE_WAIT_S = 3 * SCRAPE_INTERVAL_S
 # Plots start a little before the first request and end a little after the last.

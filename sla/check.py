@@ -55,7 +55,7 @@ from sla.verdicts import (
     exit_code_for,
     overall_verdict,
 )
-from sla.windows import WORST_WINDOW_S, TimeWindow, check_window_length, resolve_window
+from sla.windows import TimeWindow, check_window_length, extra_window_s, resolve_window
 
 logger = logging.getLogger(__name__)
 
@@ -336,9 +336,7 @@ def _check_window_lengths(
 ) -> None:
     """Refuse windows shorter than 4 scrape intervals (plus 1 minute for worst_1m)."""
     for objective in sla.objectives:
-        measures = [objective, getattr(objective, "left", None), getattr(objective, "right", None)]
-        worst = any(getattr(measure, "statistic", "") == "worst_1m" for measure in measures)
-        extra_s = WORST_WINDOW_S if worst else 0.0
+        extra_s = extra_window_s(objective)
         for window in windows[objective.name]:
             try:
                 interval_s = evaluator.scrape_health(window).interval_s

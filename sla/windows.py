@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from driftgate.errors import ManifestError
 from driftgate.manifest import RunManifest
@@ -84,6 +85,13 @@ def phase_window(phase: str, manifest: RunManifest | None, objective_name: str) 
     except ManifestError as error:
         raise WindowError(f"objectives.{objective_name}: {error}") from None
     return TimeWindow(record.start_s, record.end_s, f"phase {phase}")
+
+
+def extra_window_s(objective: Any) -> float:
+    """Time an objective needs beyond four scrapes: a worst-1-minute statistic needs a minute."""
+    measures = (objective, getattr(objective, "left", None), getattr(objective, "right", None))
+    worst = any(getattr(measure, "statistic", "") == "worst_1m" for measure in measures)
+    return WORST_WINDOW_S if worst else 0.0
 
 
 def check_window_length(
