@@ -132,15 +132,37 @@ def test_service_that_never_gets_ready_is_reported_with_its_log(
 
 def test_silent_prometheus_url_is_refused_before_anything_starts(runs_dir: Path) -> None:
     silent_url = f"http://127.0.0.1:{free_loopback_port()}"
+    service_port = str(free_loopback_port())
 
     result = run_driftgate(
-        ["run", str(SCENARIOS / "smoke.yaml"), "--prometheus-url", silent_url], runs_dir
+        [
+            "run",
+            str(SCENARIOS / "smoke.yaml"),
+            "--prometheus-url",
+            silent_url,
+            "--service-port",
+            service_port,
+        ],
+        runs_dir,
     )
 
     assert_nothing_left(result.marker)
     assert result.exit_code == EXIT_RUN_ERROR
     assert f"--prometheus-url {silent_url}: does not answer a query" in result.stderr
     assert result.run_dir is None, "refused before the run folder was made"
+
+
+def test_prometheus_url_with_the_bundled_service_needs_its_port(runs_dir: Path) -> None:
+    # An outside Prometheus cannot scrape a service on a port chosen at random.
+    url = f"http://127.0.0.1:{free_loopback_port()}"
+
+    result = run_driftgate(
+        ["run", str(SCENARIOS / "smoke.yaml"), "--prometheus-url", url], runs_dir
+    )
+
+    assert result.exit_code == 2
+    assert "--prometheus-url needs --service-port" in result.stderr
+    assert result.run_dir is None
 
 
 def test_port_in_use_is_named(runs_dir: Path) -> None:
