@@ -88,11 +88,34 @@ def _finish(figure: plt.Figure, axes_list: Sequence[Axes]) -> bytes:
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     axes_list[-1].set_xlabel("seconds since the run started")
+    return _png(figure)
+
+
+def _png(figure: plt.Figure) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def _time_panels(
+    tables: Sequence[SeriesTable],
+    manifest: RunManifest,
+    panels: Sequence[tuple[str, str, float]],
+    title: str,
+    height_in: float = 5.0,
+) -> tuple[plt.Figure, list[Axes]]:
+    """Stacked panels over the run's time axis, phases shaded: (series, y label, scale) each."""
+    series = _by_name(tables)
+    figure, axes_array = plt.subplots(len(panels), 1, figsize=(10, height_in), sharex=True)
+    axes_list = list(axes_array)
+    for axes, (name, label, scale) in zip(axes_list, panels, strict=True):
+        _shade_phases(axes, manifest, manifest.started_s)
+        _plot_table(axes, series[name], manifest.started_s, scale=scale)
+        axes.set_ylabel(label)
+    axes_list[0].set_title(title)
+    return figure, axes_list
 
 
 def _by_name(tables: Sequence[SeriesTable]) -> dict[str, SeriesTable]:
@@ -103,18 +126,18 @@ def latency_figure(
     tables: Sequence[SeriesTable], manifest: RunManifest, thresholds: Sequence[Threshold]
 ) -> Figure:
     """p50/p95/p99 inference latency per model version, objectives drawn as dashed lines."""
+    quantiles = ("p50", "p95", "p99")
+    panels = [(f"latency_{quantile}_s", f"{quantile} (ms)", 1000.0) for quantile in quantiles]
+    title = "Inference latency per model version (server side)"
+    figure, axes_list = _time_panels(tables, manifest, panels, title, height_in=7.5)
+
     series = _by_name(tables)
-    figure, axes_list = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
-    for axes, quantile in zip(axes_list, ("p50", "p95", "p99"), strict=True):
-        _shade_phases(axes, manifest, manifest.started_s)
-        _plot_table(axes, series[f"latency_{quantile}_s"], manifest.started_s, scale=1000)
-        axes.set_ylabel(f"{quantile} (ms)")
+    for axes, quantile in zip(axes_list, quantiles, strict=True):
         highest_ms = float(series[f"latency_{quantile}_s"].frame.max(axis=None) or 0.0) * 1000
         for threshold in thresholds:
             if f"({quantile})" in threshold.label:
                 _draw_threshold(axes, threshold, highest_ms)
-    axes_list[0].set_title("Inference latency per model version (server side)")
-    return Figure("Latency", _finish(figure, list(axes_list)))
+    return Figure("Latency", _finish(figure, axes_list))
 
 
 def _draw_threshold(axes: Axes, threshold: Threshold, highest_ms: float) -> None:
@@ -147,36 +170,27 @@ def _draw_threshold(axes: Axes, threshold: Threshold, highest_ms: float) -> None
 
 def traffic_figure(tables: Sequence[SeriesTable], manifest: RunManifest) -> Figure:
     """Predictions per second per version, and the /predict error ratio."""
-    series = _by_name(tables)
-    figure, (rate_axes, error_axes) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
-    for axes in (rate_axes, error_axes):
-        _shade_phases(axes, manifest, manifest.started_s)
-    _plot_table(rate_axes, series["predictions_per_s"], manifest.started_s)
-    _plot_table(error_axes, series["error_ratio"], manifest.started_s, scale=100)
-    rate_axes.set_ylabel("predictions/s")
-    error_axes.set_ylabel("errors (%)")
-    rate_axes.set_title("Throughput and errors")
-    return Figure("Throughput and errors", _finish(figure, [rate_axes, error_axes]))
+    panels = [("predictions_per_s", "predictions/s", 1.0), ("error_ratio", "errors (%)", 100.0)]
+    figure, axes_list = _time_panels(tables, manifest, panels, "Throughput and errors")
+    return Figure("Throughput and errors", _finish(figure, axes_list))
 
 
 def drift_figure(
     tables: Sequence[SeriesTable], manifest: RunManifest, detection: Detection | None
 ) -> Figure:
     """Dataset drift share and per-feature scores, with injection and detection marked."""
-    series = _by_name(tables)
-    figure, (share_axes, score_axes) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    for axes in (share_axes, score_axes):
-        _shade_phases(axes, manifest, manifest.started_s)
-    _plot_table(share_axes, series["dataset_drift_share"], manifest.started_s)
-    _plot_table(score_axes, series["feature_drift_score"], manifest.started_s)
-    share_axes.set_ylabel("share of features drifted")
+    panels = [
+        ("dataset_drift_share", "share of features drifted", 1.0),
+        ("feature_drift_score", "drift score (higher: more drift)", 1.0),
+    ]
+    figure, axes_list = _time_panels(
+        tables, manifest, panels, "Statistical health: drift", height_in=6.0
+    )
+    share_axes = axes_list[0]
     share_axes.set_ylim(-0.05, 1.05)
-    score_axes.set_ylabel("drift score (higher: more drift)")
-    share_axes.set_title("Statistical health: drift")
-
     if detection is not None:
         _mark_detection(share_axes, detection, manifest.started_s)
-    return Figure("Drift", _finish(figure, [share_axes, score_axes]))
+    return Figure("Drift", _finish(figure, axes_list))
 
 
 def _mark_detection(axes: Axes, detection: Detection, origin_s: float) -> None:
@@ -199,16 +213,13 @@ def _mark_detection(axes: Axes, detection: Detection, origin_s: float) -> None:
 
 def model_figure(tables: Sequence[SeriesTable], manifest: RunManifest) -> Figure:
     """Rolling accuracy (from feedback) and median confidence per model version."""
-    series = _by_name(tables)
-    figure, (accuracy_axes, confidence_axes) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
-    for axes in (accuracy_axes, confidence_axes):
-        _shade_phases(axes, manifest, manifest.started_s)
-    _plot_table(accuracy_axes, series["model_accuracy"], manifest.started_s)
-    _plot_table(confidence_axes, series["confidence_median"], manifest.started_s)
-    accuracy_axes.set_ylabel("accuracy")
-    confidence_axes.set_ylabel("median confidence")
-    accuracy_axes.set_title("Model health: champion against challenger")
-    return Figure("Model health", _finish(figure, [accuracy_axes, confidence_axes]))
+    panels = [
+        ("model_accuracy", "accuracy", 1.0),
+        ("confidence_median", "median confidence", 1.0),
+    ]
+    title = "Model health: champion against challenger"
+    figure, axes_list = _time_panels(tables, manifest, panels, title)
+    return Figure("Model health", _finish(figure, axes_list))
 
 
 def champion_challenger_figure(tables: Sequence[SeriesTable]) -> Figure:
@@ -227,8 +238,4 @@ def champion_challenger_figure(tables: Sequence[SeriesTable]) -> Figure:
         for x, value in enumerate(means.to_numpy()):
             axes.text(x, value, f"{value:.3g}", ha="center", va="bottom", fontsize=8)
     figure.suptitle("Champion against challenger (mean over the run)")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return Figure("Champion against challenger", buffer.getvalue())
+    return Figure("Champion against challenger", _png(figure))
