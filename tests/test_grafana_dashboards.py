@@ -17,13 +17,13 @@ import httpx
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+from stack_helpers import scraped_service
 
 from driftgate.prometheus_server import PrometheusServer
-from driftgate.service_process import ReferenceServiceProcess
 from grafana import generate_dashboards
 from prometheus import generate_rules
 from prometheus.promql import exposed_series_names, metric_names
-from target_service.config import MODEL_VERSIONS, ServiceSettings
+from target_service.config import MODEL_VERSIONS
 from target_service.dataset import CLASSES, FEATURES, TARGET, load_split
 from target_service.metrics import ServiceMetrics
 
@@ -253,22 +253,9 @@ def send_traffic(service_url: str) -> None:
 
 @pytest.fixture(scope="module")
 def prometheus_after_a_short_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    run_dir = tmp_path_factory.mktemp("dashboards-run")
-    service = ReferenceServiceProcess(ServiceSettings.model_validate({}), run_dir)
-    prometheus = PrometheusServer(
-        run_dir / "prometheus" / "data",
-        scrape_targets=[f"127.0.0.1:{service.port}"],
-        scrape_interval_s=1.0,
-        rule_files=[generate_rules.rule_file_path("ci")],
-    )
-    try:
-        service.start()
-        prometheus.start()
+    with scraped_service(tmp_path_factory.mktemp("dashboards-run")) as (service, prometheus):
         send_traffic(service.url)
         yield prometheus.url
-    finally:
-        prometheus.stop()
-        service.stop()
 
 
 def wait_for_series(

@@ -20,12 +20,11 @@ import pandas as pd
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+from stack_helpers import scraped_service
 
-from driftgate.prometheus_server import PrometheusServer
-from driftgate.service_process import ReferenceServiceProcess
 from prometheus import generate_rules
 from prometheus.promql import exposed_series_names, metric_names
-from target_service.config import MODEL_VERSIONS, ServiceSettings
+from target_service.config import MODEL_VERSIONS
 from target_service.dataset import CLASSES, FEATURES, load_split
 from target_service.metrics import ServiceMetrics
 
@@ -291,16 +290,7 @@ def test_ci_rules_fire_the_drift_alert_in_a_drift_phase_only(tmp_path: Path) -> 
             "records"
         )
     ]
-    service = ReferenceServiceProcess(ServiceSettings.model_validate({}), tmp_path)
-    prometheus = PrometheusServer(
-        tmp_path / "prometheus" / "data",
-        scrape_targets=[f"127.0.0.1:{service.port}"],
-        scrape_interval_s=1.0,
-        rule_files=[generate_rules.rule_file_path("ci")],
-    )
-    try:
-        service.start()
-        prometheus.start()
+    with scraped_service(tmp_path) as (service, prometheus):
         with httpx.Client(base_url=service.url, timeout=10.0) as client:
             normal_start_s = time.time()
             post_batches(client, records, NORMAL_PHASE_S)
@@ -312,9 +302,6 @@ def test_ci_rules_fire_the_drift_alert_in_a_drift_phase_only(tmp_path: Path) -> 
         fired_s = firing_times_s(
             prometheus.url, "FeatureDriftDetected", normal_start_s, drift_end_s
         )
-    finally:
-        prometheus.stop()
-        service.stop()
 
     assert fired_s, "FeatureDriftDetected never fired during the drift phase"
     assert min(fired_s) >= drift_start_s, "FeatureDriftDetected fired during the normal phase"
